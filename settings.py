@@ -1,0 +1,183 @@
+"""Baton's configuration: one frozen Struct read from the environment, nothing else.
+
+Every field maps to one environment variable (``ENV_NAMES``). A bad value fails at
+start with a message naming the variable, so an operator knows what to fix.
+The README's configuration table is generated from ``describe()``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import msgspec
+
+
+class SettingsError(ValueError):
+    """A variable of the environment has a value Baton cannot use."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    # Where Postgres and Redis live. Unset: embedded servers under data_dir.
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: str = ".baton"
+
+    # HS256 secret for user and service tokens. Unset in development: a random one
+    # is kept in data_dir so CLI tokens work with the server.
+    jwt_secret: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    ai_model: str = "claude-sonnet-4-5"
+    ai_timeout_s: float = 30.0
+    ai_max_retries: int = 2
+
+    smtp_url: str | None = None
+    mail_from: str = "baton@localhost"
+    frontend_url: str | None = None
+
+    remind_after_s: int = 900
+    inbox_history_max_events: int = 1000
+
+    # Dramatiq: a SIGKILLed worker's message comes back after heartbeat_timeout and
+    # the next maintenance roll; the library defaults (60 s, 1 in 1000) can take
+    # over ten minutes on a quiet queue.
+    worker_heartbeat_timeout_ms: int = 30_000
+    worker_maintenance_chance: int = 50
+    worker_idle_poll_ms: int = 100
+    outbox_resend_after_s: float = 5.0
+
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+
+# field name -> environment variable
+ENV_NAMES: dict[str, str] = {
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "data_dir": "BATON_DATA_DIR",
+    "jwt_secret": "BATON_JWT_SECRET",
+    "allowed_origins": "BATON_ALLOWED_ORIGINS",
+    "anthropic_api_key": "ANTHROPIC_API_KEY",
+    "anthropic_base_url": "ANTHROPIC_BASE_URL",
+    "ai_model": "BATON_AI_MODEL",
+    "ai_timeout_s": "BATON_AI_TIMEOUT_S",
+    "ai_max_retries": "BATON_AI_MAX_RETRIES",
+    "smtp_url": "SMTP_URL",
+    "mail_from": "MAIL_FROM",
+    "frontend_url": "FRONTEND_URL",
+    "remind_after_s": "BATON_REMIND_AFTER_S",
+    "inbox_history_max_events": "BATON_INBOX_HISTORY_MAX_EVENTS",
+    "worker_heartbeat_timeout_ms": "BATON_WORKER_HEARTBEAT_TIMEOUT_MS",
+    "worker_maintenance_chance": "BATON_WORKER_MAINTENANCE_CHANCE",
+    "worker_idle_poll_ms": "BATON_WORKER_IDLE_POLL_MS",
+    "outbox_resend_after_s": "BATON_OUTBOX_RESEND_AFTER_S",
+    "log_level": "BATON_LOG_LEVEL",
+    "log_format": "BATON_LOG_FORMAT",
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "database_url": "Postgres URL. Unset: an embedded Postgres 16 under the data folder.",
+    "redis_url": "Redis URL. Unset: an embedded Redis under the data folder.",
+    "data_dir": "Folder for embedded services, the dev JWT secret and caught e-mail.",
+    "jwt_secret": "HS256 secret for tokens. Unset: a random one kept in the data folder.",
+    "allowed_origins": "Comma-separated websocket `Origin`s allowed besides the server's own.",
+    "anthropic_api_key": "Anthropic key. Unset: the offline assessor (rules, confidence low).",
+    "anthropic_base_url": "Anthropic API base URL (without /v1); for a proxy or a local fake.",
+    "ai_model": "Model for assessments and briefings.",
+    "ai_timeout_s": "Timeout of one AI call, seconds.",
+    "ai_max_retries": "Retries of one AI call on 429/5xx/timeouts.",
+    "smtp_url": "smtp://user:pass@host:port (smtps:// for TLS). Unset: e-mail is written "
+    "under the data folder.",
+    "mail_from": "Sender of Baton's e-mail.",
+    "frontend_url": "Base URL of the host app; e-mails link to `{FRONTEND_URL}/escalations`.",
+    "remind_after_s": "An escalation still open this long re-notifies once, seconds.",
+    "inbox_history_max_events": "Events kept per account for websocket replay (`since`).",
+    "worker_heartbeat_timeout_ms": "Dramatiq: a worker silent this long has its messages "
+    "requeued.",
+    "worker_maintenance_chance": "Dramatiq: 1 in N fetches runs the requeue maintenance.",
+    "worker_idle_poll_ms": "Dramatiq: how long an idle worker blocks before polling again.",
+    "outbox_resend_after_s": "Outbox rows unsent this long are re-sent by the relay.",
+    "log_level": "DEBUG, INFO, WARNING or ERROR.",
+    "log_format": "`text` or `json`.",
+}
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+    "log_format": ("text", "json"),
+}
+_POSITIVE = {
+    "ai_timeout_s",
+    "remind_after_s",
+    "inbox_history_max_events",
+    "worker_heartbeat_timeout_ms",
+    "worker_maintenance_chance",
+    "worker_idle_poll_ms",
+    "outbox_resend_after_s",
+}
+
+
+def _parse(field: str, raw: str, annotation: Any) -> Any:
+    env = ENV_NAMES[field]
+    text = raw.strip()
+    if field == "allowed_origins":
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    if text == "" and "None" in str(annotation):
+        return None
+    try:
+        if annotation in (int, "int"):
+            value: Any = int(text)
+        elif annotation in (float, "float"):
+            value = float(text)
+        else:
+            value = text
+    except ValueError:
+        kind = "a whole number" if annotation in (int, "int") else "a number"
+        raise SettingsError(f"{env}={raw!r} is not {kind}") from None
+    if field in _POSITIVE and value <= 0:
+        raise SettingsError(f"{env}={raw!r} must be greater than 0")
+    if field in _CHOICES:
+        value = value.upper() if field == "log_level" else value.lower()
+        if value not in _CHOICES[field]:
+            choices = ", ".join(_CHOICES[field])
+            raise SettingsError(f"{env}={raw!r} must be one of {choices}")
+    if field in ("database_url",) and not value.startswith(("postgres://", "postgresql://")):
+        raise SettingsError(f"{env}={raw!r} must start with postgresql://")
+    if field in ("redis_url",) and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"{env}={raw!r} must start with redis:// or rediss://")
+    if field == "smtp_url" and not value.startswith(("smtp://", "smtps://")):
+        raise SettingsError(f"{env}={raw!r} must start with smtp:// or smtps://")
+    return value
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from ``environ`` (default ``os.environ``)."""
+    environ = os.environ if environ is None else environ
+    annotations = Settings.__annotations__
+    values: dict[str, Any] = {}
+    for field, env in ENV_NAMES.items():
+        if env in environ:
+            values[field] = _parse(field, environ[env], annotations[field])
+    return Settings(**values)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once. Call ``get_settings.cache_clear()`` after
+    changing the environment (the CLI does, once embedded services are up)."""
+    return load()
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting, for the README."""
+    defaults = Settings()
+    rows = []
+    for field, env in ENV_NAMES.items():
+        default = getattr(defaults, field)
+        shown = "unset" if default in (None, ()) else str(default)
+        rows.append((env, shown, DESCRIPTIONS[field]))
+    return rows
