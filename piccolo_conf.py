@@ -4,13 +4,20 @@ Piccolo imports this lazily, the first time a query needs an engine, so the CLI 
 start the embedded Postgres and export DATABASE_URL before anything touches it.
 """
 
-import os
-
 from piccolo.conf.apps import AppRegistry
 from piccolo.engine.postgres import PostgresEngine
 
+from settings import get_settings
+
+_database_url = get_settings().database_url
+if not _database_url:
+    raise RuntimeError(
+        "DATABASE_URL is not set. Run Baton through the `baton` command (it starts an "
+        "embedded Postgres), or set DATABASE_URL=postgresql://user@host:port/db."
+    )
+
 DB = PostgresEngine(
-    config={"dsn": os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/baton")},
+    config={"dsn": _database_url},
     # gen_random_uuid() is built in since Postgres 13: no extension to create, which
     # managed Postgres services may forbid.
     extensions=(),

@@ -47,7 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # the next maintenance roll; the library defaults (60 s, 1 in 1000) can take
     # over ten minutes on a quiet queue.
     worker_heartbeat_timeout_ms: int = 30_000
-    worker_maintenance_chance: int = 50
+    worker_maintenance_chance_per_million: int = 50_000
     worker_idle_poll_ms: int = 100
     outbox_resend_after_s: float = 5.0
 
@@ -73,7 +73,7 @@ ENV_NAMES: dict[str, str] = {
     "remind_after_s": "BATON_REMIND_AFTER_S",
     "inbox_history_max_events": "BATON_INBOX_HISTORY_MAX_EVENTS",
     "worker_heartbeat_timeout_ms": "BATON_WORKER_HEARTBEAT_TIMEOUT_MS",
-    "worker_maintenance_chance": "BATON_WORKER_MAINTENANCE_CHANCE",
+    "worker_maintenance_chance_per_million": "BATON_WORKER_MAINTENANCE_CHANCE_PER_MILLION",
     "worker_idle_poll_ms": "BATON_WORKER_IDLE_POLL_MS",
     "outbox_resend_after_s": "BATON_OUTBOX_RESEND_AFTER_S",
     "log_level": "BATON_LOG_LEVEL",
@@ -97,9 +97,9 @@ DESCRIPTIONS: dict[str, str] = {
     "frontend_url": "Base URL of the host app; e-mails link to `{FRONTEND_URL}/escalations`.",
     "remind_after_s": "An escalation still open this long re-notifies once, seconds.",
     "inbox_history_max_events": "Events kept per account for websocket replay (`since`).",
-    "worker_heartbeat_timeout_ms": "Dramatiq: a worker silent this long has its messages "
-    "requeued.",
-    "worker_maintenance_chance": "Dramatiq: 1 in N fetches runs the requeue maintenance.",
+    "worker_heartbeat_timeout_ms": "Dramatiq: a worker silent this long has its messages requeued.",
+    "worker_maintenance_chance_per_million": "Dramatiq: broker commands per million that "
+    "also requeue the messages of dead workers.",
     "worker_idle_poll_ms": "Dramatiq: how long an idle worker blocks before polling again.",
     "outbox_resend_after_s": "Outbox rows unsent this long are re-sent by the relay.",
     "log_level": "DEBUG, INFO, WARNING or ERROR.",
@@ -115,7 +115,7 @@ _POSITIVE = {
     "remind_after_s",
     "inbox_history_max_events",
     "worker_heartbeat_timeout_ms",
-    "worker_maintenance_chance",
+    "worker_maintenance_chance_per_million",
     "worker_idle_poll_ms",
     "outbox_resend_after_s",
 }

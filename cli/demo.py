@@ -1,0 +1,244 @@
+"""The demo account that ``baton dev`` and ``baton seed --demo`` create.
+
+An MSP with one team: a technician, three seniors (owner, admin, engineer), a fourth
+senior who has left (inactive, so never notified), and three troubleshooting sessions
+with steps, branches and messages, one of them on a PSA ticket.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from server.tokens import mint_service_token, mint_user_token
+from settings import get_settings
+from tables import Account, AiSession, PsaConnection, SessionBranch, SessionStep, Team, User
+
+DEMO_ACCOUNT_NAME = "Northwind IT (demo)"
+
+DEMO_USERS: list[dict[str, Any]] = [
+    {"name": "Tess Tran", "role": "technician", "active": True},
+    {"name": "Dana Okafor", "role": "owner", "active": True},
+    {"name": "Sam Reyes", "role": "admin", "active": True},
+    {"name": "Eli Novak", "role": "engineer", "active": True},
+    {"name": "Ivy Marsh", "role": "engineer", "active": False},
+]
+
+DEMO_SESSIONS: list[dict[str, Any]] = [
+    {
+        "problem_summary": "Outlook keeps asking for the password after the M365 migration",
+        "problem_domain": "email",
+        "confidence_tier": "medium",
+        "psa_ticket_id": "48213",
+        "steps": [
+            ("Checked the account in the M365 admin centre", "Licensed and active", None, False),
+            ("Cleared cached credentials in Credential Manager", "Prompt came back", None, False),
+            ("Created a new Outlook profile", None, "Same prompt on the new profile after 5 min", False),
+            ("Checked modern auth registry keys", None, None, True),
+        ],
+        "branching": False,
+        "messages": [
+            ("user", "Customer says it started right after the mailbox moved on Friday."),
+            ("assistant", "Modern authentication may be disabled on the client; check the keys."),
+        ],
+    },
+    {
+        "problem_summary": "Branch-office VPN drops every 20 minutes",
+        "problem_domain": "network",
+        "confidence_tier": "low",
+        "psa_ticket_id": None,
+        "steps": [
+            ("Checked the tunnel logs on the firewall", "Phase 2 rekey failures", None, False),
+            ("Compared phase 2 lifetimes on both ends", "3600 vs 1200 seconds", None, False),
+            ("Aligned lifetimes to 3600", None, "Still drops, now every 60 min", False),
+        ],
+        "branching": True,
+        "messages": [
+            ("user", "Drops line up with the rekey interval."),
+            ("assistant", "Try DPD settings and PFS group mismatch next."),
+        ],
+    },
+    {
+        "problem_summary": "Accounting PC cannot print to the shared Canon",
+        "problem_domain": "printing",
+        "confidence_tier": "high",
+        "psa_ticket_id": None,
+        "steps": [
+            ("Pinged the printer", "Replies", None, False),
+            ("Reinstalled the driver", "Test page prints from the server", None, False),
+        ],
+        "branching": False,
+        "messages": [("user", "Only this PC fails; others print fine.")],
+    },
+]
+
+
+def _email(name: str) -> str:
+    return name.lower().replace(" ", ".") + "@northwind.example"
+
+
+async def create_account(name: str) -> uuid.UUID:
+    account_id = uuid.uuid4()
+    await Account.insert(Account(id=account_id, name=name))
+    return account_id
+
+
+async def has_accounts() -> bool:
+    return bool(await Account.exists())
+
+
+async def seed_demo() -> dict[str, Any]:
+    """Create the demo account; returns what ``baton seed --demo --json`` prints."""
+    account_id = uuid.uuid4()
+    team_id = uuid.uuid4()
+    psa_id = uuid.uuid4()
+    users = [{**spec, "id": uuid.uuid4(), "email": _email(spec["name"])} for spec in DEMO_USERS]
+    technician = users[0]
+    sessions: list[dict[str, Any]] = []
+    async with Account._meta.db.transaction():
+        await Account.insert(Account(id=account_id, name=DEMO_ACCOUNT_NAME))
+        await Team.insert(Team(id=team_id, account_id=account_id, name="Service Desk"))
+        await User.insert(
+            *[
+                User(
+                    id=user["id"],
+                    account_id=account_id,
+                    team_id=team_id,
+                    email=user["email"],
+                    name=user["name"],
+                    account_role=user["role"],
+                    is_active=user["active"],
+                )
+                for user in users
+            ]
+        )
+        # No PSA answers in development until one is configured; the connection
+        # exists so the session on a ticket shows how a push is recorded.
+        await PsaConnection.insert(
+            PsaConnection(
+                id=psa_id,
+                account_id=account_id,
+                kind="halopsa",
+                base_url="http://127.0.0.1:9/halo",
+                credentials={"client_id": "demo", "client_secret": "demo"},
+                member_mapping={},
+            )
+        )
+        for spec in DEMO_SESSIONS:
+            sessions.append(await _seed_session(spec, account_id, team_id, technician["id"], psa_id))
+    secret = get_settings().jwt_secret or ""
+    return {
+        "account_id": str(account_id),
+        "account_name": DEMO_ACCOUNT_NAME,
+        "team_id": str(team_id),
+        "service_token": mint_service_token(secret, account_id),
+        "users": [_user_out(user, secret) for user in users],
+        "sessions": sessions,
+    }
+
+
+def _user_out(user: dict[str, Any], secret: str) -> dict[str, Any]:
+    return {
+        "id": str(user["id"]),
+        "name": user["name"],
+        "email": user["email"],
+        "role": user["role"],
+        "active": user["active"],
+        "token": mint_user_token(secret, user["id"]),
+    }
+
+
+async def _seed_session(
+    spec: dict[str, Any],
+    account_id: uuid.UUID,
+    team_id: uuid.UUID,
+    user_id: uuid.UUID,
+    psa_id: uuid.UUID,
+) -> dict[str, Any]:
+    session_id = uuid.uuid4()
+    branch_ids = [uuid.uuid4(), uuid.uuid4()] if spec["branching"] else []
+    await AiSession.insert(
+        AiSession(
+            id=session_id,
+            account_id=account_id,
+            team_id=team_id,
+            user_id=user_id,
+            status="active",
+            problem_summary=spec["problem_summary"],
+            problem_domain=spec["problem_domain"],
+            confidence_tier=spec["confidence_tier"],
+            step_count=len(spec["steps"]),
+            is_branching=spec["branching"],
+            active_branch_id=branch_ids[-1] if branch_ids else None,
+            psa_ticket_id=spec["psa_ticket_id"],
+            psa_connection_id=psa_id if spec["psa_ticket_id"] else None,
+            conversation_messages=[{"role": role, "content": text} for role, text in spec["messages"]],
+        )
+    )
+    await SessionStep.insert(
+        *[
+            SessionStep(
+                session_id=session_id,
+                step_order=order,
+                content={"text": text},
+                selected_option=option,
+                free_text_input=free_text,
+                was_skipped=skipped,
+            )
+            for order, (text, option, free_text, skipped) in enumerate(spec["steps"], start=1)
+        ]
+    )
+    if branch_ids:
+        await SessionBranch.insert(
+            SessionBranch(
+                id=branch_ids[0],
+                session_id=session_id,
+                label="Rekey lifetimes",
+                status="ruled_out",
+                status_reason="Aligned; drops continue",
+                branch_order=0,
+            ),
+            SessionBranch(
+                id=branch_ids[1],
+                session_id=session_id,
+                label="Dead peer detection",
+                status="exploring",
+                parent_branch_id=branch_ids[0],
+                branch_order=1,
+            ),
+        )
+    return {
+        "id": str(session_id),
+        "problem_summary": spec["problem_summary"],
+        "status": "active",
+        "psa_ticket_id": spec["psa_ticket_id"],
+    }
+
+
+async def demo_summary() -> dict[str, Any] | None:
+    """The demo account as ``seed_demo`` returns it, minus sessions, with new tokens."""
+    account = await Account.objects().where(Account.name == DEMO_ACCOUNT_NAME).first()
+    if account is None:
+        return None
+    users = await User.select().where(User.account_id == account.id).order_by(User.created_at)
+    order = {spec["name"]: i for i, spec in enumerate(DEMO_USERS)}
+    users.sort(key=lambda row: order.get(row["name"], len(order)))
+    secret = get_settings().jwt_secret or ""
+    return {
+        "account_id": str(account.id),
+        "account_name": account.name,
+        "service_token": mint_service_token(secret, account.id),
+        "users": [
+            _user_out(
+                {
+                    "id": row["id"],
+                    "name": row["name"],
+                    "email": row["email"],
+                    "role": row["account_role"],
+                    "active": row["is_active"],
+                },
+                secret,
+            )
+            for row in users
+        ],
+    }

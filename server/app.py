@@ -1,0 +1,54 @@
+"""``create_app()``: the one place where the web process is wired together."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+
+from server.health import health, ready
+from server.lifespan import postgres_pool, redis_client
+from server.logs import configure_logging
+from server.problems import EXCEPTION_HANDLERS
+from settings import Settings, get_settings
+
+log = logging.getLogger("baton.server")
+
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    missing = [
+        name
+        for name, value in (
+            ("DATABASE_URL", settings.database_url),
+            ("REDIS_URL", settings.redis_url),
+            ("BATON_JWT_SECRET", settings.jwt_secret),
+        )
+        if not value
+    ]
+    if missing:
+        raise RuntimeError(
+            f"{', '.join(missing)} not set: serve Baton with `baton serve` or `baton dev`, "
+            "which start embedded services and keep a development secret"
+        )
+    configure_logging(settings)
+    return Litestar(
+        route_handlers=[health, ready],
+        lifespan=[postgres_pool, redis_client],
+        # Logging is ours (server.logs), not Litestar's default queue handler.
+        logging_config=None,
+        state=State({"settings": settings}),
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="Baton",
+            version=API_VERSION,
+            description="Escalation hand-offs for MSP help desks.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+    )

@@ -1,0 +1,261 @@
+"""Real Postgres and Redis for the whole test session, and real Baton processes.
+
+With ``DATABASE_URL`` / ``REDIS_URL`` unset, one embedded Postgres and one embedded
+Redis are started under a temporary folder for the session. With ``DATABASE_URL``
+set, a throwaway database is created on that server (and dropped at the end);
+with ``REDIS_URL`` set, that Redis is used and only ``baton:*`` keys are cleared.
+Migrations are applied through Piccolo once; every test starts with empty tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+
+from cli.embedded_postgres import EmbeddedPostgres
+from cli.embedded_redis import EmbeddedRedis
+from cli.processes import free_port
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROCESS_READY_TIMEOUT_S = 30.0
+TEST_JWT_SECRET = "test-secret-" + secrets.token_hex(16)
+
+
+@dataclass
+class SessionServices:
+    database_url: str
+    redis_url: str
+    data_dir: Path
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedRedis | None = None
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+
+def _throwaway_database(admin_url: str) -> tuple[str, Callable[[], None]]:
+    name = f"baton_test_{uuid.uuid4().hex[:10]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f"CREATE DATABASE {name}"))
+    base, _, _ = admin_url.rpartition("/")
+    return f"{base}/{name}", lambda: asyncio.run(run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[SessionServices]:
+    data_dir = Path(tempfile.mkdtemp(prefix="baton-test-"))
+    found = SessionServices(database_url="", redis_url="", data_dir=data_dir)
+    try:
+        if os.environ.get("DATABASE_URL"):
+            found.database_url, drop = _throwaway_database(os.environ["DATABASE_URL"])
+            found.cleanups.append(drop)
+        else:
+            found.postgres = EmbeddedPostgres(data_dir / "postgres", free_port(), durable=False)
+            found.postgres.start()
+            found.cleanups.append(found.postgres.stop)
+            found.database_url = found.postgres.url
+        if os.environ.get("REDIS_URL"):
+            found.redis_url = os.environ["REDIS_URL"]
+        else:
+            found.redis = EmbeddedRedis(data_dir / "redis", free_port(), durable=False)
+            found.redis.start()
+            found.cleanups.append(found.redis.stop)
+            found.redis_url = found.redis.url
+
+        # Everything below this point — Piccolo, settings, child processes — reads these.
+        os.environ.update(
+            {
+                "DATABASE_URL": found.database_url,
+                "REDIS_URL": found.redis_url,
+                "BATON_DATA_DIR": str(data_dir),
+                "BATON_JWT_SECRET": TEST_JWT_SECRET,
+            }
+        )
+        from settings import get_settings
+
+        get_settings.cache_clear()
+        _migrate()
+        yield found
+    finally:
+        for cleanup in reversed(found.cleanups):
+            cleanup()
+
+
+def _migrate() -> None:
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    result = asyncio.run(run_forwards("all"))
+    assert result.success, result.message
+
+
+@pytest.fixture(scope="session")
+def database_url(services: SessionServices) -> str:
+    return services.database_url
+
+
+@pytest.fixture(scope="session")
+def redis_url(services: SessionServices) -> str:
+    return services.redis_url
+
+
+_TABLES_SQL = """
+SELECT string_agg(format('%I.%I', schemaname, tablename), ', ')
+FROM pg_tables
+WHERE schemaname = 'public' AND tablename <> 'migration'
+"""
+
+
+@pytest.fixture(autouse=True)
+def empty_state(services: SessionServices) -> None:
+    """Every test starts with empty tables and no Baton keys in Redis."""
+
+    async def truncate() -> None:
+        conn = await asyncpg.connect(services.database_url)
+        try:
+            tables = await conn.fetchval(_TABLES_SQL)
+            if tables:
+                await conn.execute(f"TRUNCATE {tables} CASCADE")
+        finally:
+            await conn.close()
+
+    asyncio.run(truncate())
+    client = redis.Redis.from_url(services.redis_url)
+    try:
+        keys = list(client.scan_iter(match="baton:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+async def db(services: SessionServices) -> AsyncIterator[asyncpg.Connection]:
+    """A plain asyncpg connection, for setting up rows and checking what was written."""
+    conn = await asyncpg.connect(services.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+# ---------------------------------------------------------------- real processes
+
+
+@dataclass
+class BatonProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    port: int | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self.port is not None
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def http_status(url: str, timeout_s: float = 2.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(poll_s)
+
+
+class BatonProcesses:
+    """Starts ``baton serve`` / ``baton worker`` processes and stops them after the test."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.started: list[BatonProcess] = []
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None) -> BatonProcess:
+        log_path = self.log_dir / f"{name}-{len(self.started)}.log"
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cli", *argv],
+                cwd=REPO_ROOT,
+                env={**os.environ, **(env or {})},
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        started = BatonProcess(name, process, log_path)
+        self.started.append(started)
+        return started
+
+    def serve(self, env: dict[str, str] | None = None, port: int | None = None) -> BatonProcess:
+        port = port or free_port()
+        server = self._spawn("serve", ["serve", "--port", str(port)], env)
+        server.port = port
+
+        def up() -> bool:
+            if server.process.poll() is not None:
+                raise AssertionError(f"baton serve exited early:\n{server.log()}")
+            return http_status(f"{server.base_url}/health") == 200
+
+        wait_for(up, PROCESS_READY_TIMEOUT_S, f"baton serve on port {port}")
+        return server
+
+    def worker(self, env: dict[str, str] | None = None, processes: int = 1, threads: int = 4) -> BatonProcess:
+        return self._spawn(
+            "worker", ["worker", "--processes", str(processes), "--threads", str(threads)], env
+        )
+
+    def stop_all(self) -> None:
+        for started in reversed(self.started):
+            started.stop()
+
+
+@pytest.fixture
+def baton(services: SessionServices, tmp_path: Path) -> Iterator[BatonProcesses]:
+    processes = BatonProcesses(tmp_path)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
