@@ -9,10 +9,10 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
-from server.health import health, ready
 from server.lifespan import postgres_pool, redis_client
 from server.logs import configure_logging
 from server.problems import EXCEPTION_HANDLERS
+from server.routes import ROUTES
 from settings import Settings, get_settings
 
 log = logging.getLogger("baton.server")
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
     configure_logging(settings)
     return Litestar(
-        route_handlers=[health, ready],
+        route_handlers=ROUTES,
         lifespan=[postgres_pool, redis_client],
         # Logging is ours (server.logs), not Litestar's default queue handler.
         logging_config=None,
