@@ -18,6 +18,7 @@ import signal
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from cli.processes import cmdline, pid_alive, stop_pid, wait_until
 
@@ -103,8 +104,16 @@ class EmbeddedPostgres:
     def url(self) -> str:
         return url(self.port)
 
+    def _identity(self) -> dict[str, Any]:
+        """subprocess arguments that drop root for the Postgres user, groups included:
+        with root's group kept, a 0701 parent folder would deny it by group bits."""
+        if not self._user:
+            return {}
+        entry = pwd.getpwnam(self._user)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
     def _run_as_user(self, args: list[str]) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(args, check=True, capture_output=True, user=self._user)
+        return subprocess.run(args, check=True, capture_output=True, **self._identity())
 
     def init(self) -> None:
         if (self.pgdata / "PG_VERSION").exists():
@@ -153,8 +162,8 @@ class EmbeddedPostgres:
                 args,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                user=self._user,
                 start_new_session=True,  # Ctrl-C reaches us, and we stop it last
+                **self._identity(),
             )
         pg_isready = str(_bin_dir() / "pg_isready")
 

@@ -1,0 +1,139 @@
+"""`baton dev` on embedded services: it starts, shares its servers with other
+commands, survives being SIGKILLed, and stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cli import embedded_postgres
+from cli.processes import free_port, pid_alive
+from tests.conftest import REPO_ROOT, http_status, wait_for
+
+DEV_READY_TIMEOUT_S = 60.0
+
+
+def _embedded_env(data_dir: Path) -> dict[str, str]:
+    """The environment of a fresh clone: no URLs, no secret, only a data folder."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "BATON_JWT_SECRET")}
+    env["BATON_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def _start_dev(data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cli", "dev", "--port", str(port), "--web", "1", "--workers", "1"],
+            cwd=REPO_ROOT,
+            env=_embedded_env(data_dir),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _wait_ready(dev: subprocess.Popen[bytes], port: int, log_path: Path) -> float:
+    started = time.monotonic()
+
+    def ready() -> bool:
+        if dev.poll() is not None:
+            raise AssertionError(f"baton dev exited:\n{log_path.read_text()}")
+        return http_status(f"http://127.0.0.1:{port}/ready") == 200
+
+    wait_for(ready, DEV_READY_TIMEOUT_S, f"baton dev to be ready:\n{log_path.read_text()}", poll_s=0.2)
+    return time.monotonic() - started
+
+
+def _redis_pid(data_dir: Path) -> int:
+    return int((data_dir / "redis" / "redis.pid").read_text())
+
+
+def _our_processes(data_dir: Path) -> list[int]:
+    """Every live process whose command line or environment names this data folder."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if str(data_dir).encode() in text and pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def test_a_sigkilled_dev_restarts_cleanly_and_commands_share_its_services(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    log_path = tmp_path / "dev.log"
+    port = free_port()
+
+    first = _start_dev(data_dir, port, log_path)
+    try:
+        _wait_ready(first, port, log_path)
+        old_postgres = embedded_postgres.running_pid(data_dir / "postgres")
+        old_redis = _redis_pid(data_dir)
+        assert old_postgres and pid_alive(old_redis)
+        children = [
+            pid for pid in _our_processes(data_dir) if pid not in (first.pid, old_postgres, old_redis)
+        ]
+
+        first.kill()
+        first.wait()
+        # The web and worker children die with it; the servers are left behind.
+        wait_for(lambda: not any(pid_alive(pid) for pid in children), 15, "dev's children to die with it")
+        assert pid_alive(old_postgres) and pid_alive(old_redis)
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+    second = _start_dev(data_dir, port, log_path)
+    try:
+        _wait_ready(second, port, log_path)
+        assert not pid_alive(old_postgres), "the orphan Postgres was not stopped"
+        assert not pid_alive(old_redis), "the orphan Redis was not stopped"
+        state = json.loads((data_dir / "services.json").read_text())
+        assert state["owner_pid"] == second.pid
+        assert "left running by an earlier run" in log_path.read_text()
+
+        # A command run beside it uses its servers rather than starting its own.
+        postgres_pid = embedded_postgres.running_pid(data_dir / "postgres")
+        done = subprocess.run(
+            [sys.executable, "-m", "cli", "account", "create", "Beside dev", "--json"],
+            cwd=REPO_ROOT,
+            env=_embedded_env(data_dir),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert embedded_postgres.running_pid(data_dir / "postgres") == postgres_pid
+        assert json.loads((data_dir / "services.json").read_text())["owner_pid"] == second.pid
+        account_id = json.loads(done.stdout)["account_id"]
+        psql = Path(embedded_postgres._bin_dir()) / "psql"
+        found = subprocess.run(
+            [
+                str(psql),
+                embedded_postgres.url(state["postgres_port"]),
+                "-tAc",
+                f"SELECT name FROM accounts WHERE id = '{account_id}'",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert found == "Beside dev"
+        assert http_status(f"http://127.0.0.1:{port}/ready") == 200
+    finally:
+        second.send_signal(signal.SIGINT)
+        try:
+            second.wait(60)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            raise
+    assert second.returncode == 0
+    wait_for(lambda: not _our_processes(data_dir), 15, "every process of the run to stop after Ctrl-C")
