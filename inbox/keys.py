@@ -1,0 +1,48 @@
+"""The inbox's Redis key schema: the one module that names keys and channels.
+
+``baton:inbox:{<account_id>}:stream``   Stream, one entry per event (field ``e`` = the
+    event JSON without its id). The entry id IS the event id: ``<ms>-<seq>``, what clients
+    pass back as ``since``. Written by ``XADD MAXLEN ~ inbox_history_max_events``.
+``baton:inbox:{<account_id>}:trimmed``  String ``"1"``, set the first time MAXLEN dropped
+    entries. It lets replay tell "``since`` predates the stream" (nothing lost) from
+    "``since`` was trimmed away" (events lost: resync).
+``baton:inbox:{<account_id>}:live``     Pub/sub channel carrying each event's frame
+    ``{"id", "type", ...}``, published by the same Lua script that XADDs it.
+``baton:inbox:*:live``                  The one pattern every hub PSUBSCRIBEs to.
+
+The braces are a Redis Cluster hash tag: an account's keys share one slot, so the publish
+script may touch both of them.
+"""
+
+from __future__ import annotations
+
+_PREFIX = "baton:inbox:{"
+_LIVE_SUFFIX = "}:live"
+
+LIVE_PATTERN = "baton:inbox:*:live"
+
+
+def stream(account_id: object) -> str:
+    """The account's event stream (history for ``since`` replay)."""
+    return f"{_PREFIX}{account_id}}}:stream"
+
+
+def trimmed_marker(account_id: object) -> str:
+    """Set once the account's stream has lost entries to MAXLEN."""
+    return f"{_PREFIX}{account_id}}}:trimmed"
+
+
+def live_channel(account_id: object) -> str:
+    """The account's pub/sub channel."""
+    return f"{_PREFIX}{account_id}{_LIVE_SUFFIX}"
+
+
+def account_of_channel(channel: str | bytes) -> str:
+    """The account id inside a live channel name; ValueError for any other channel."""
+    name = channel.decode() if isinstance(channel, bytes) else channel
+    if not (name.startswith(_PREFIX) and name.endswith(_LIVE_SUFFIX)):
+        raise ValueError(f"not an inbox channel: {name!r}")
+    account_id = name[len(_PREFIX) : -len(_LIVE_SUFFIX)]
+    if not account_id:
+        raise ValueError(f"not an inbox channel: {name!r}")
+    return account_id

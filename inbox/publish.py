@@ -1,0 +1,78 @@
+"""Publish an event: XADD it to the account's stream and PUBLISH its frame, atomically.
+
+One Lua script does both so no event is ever live without history or the other way round;
+a hub that missed the PUBLISH (reconnecting) finds the event in the stream.
+"""
+
+from __future__ import annotations
+
+import redis
+import redis.asyncio
+
+from settings import get_settings
+
+from . import keys
+from .events import Event, encode_event
+
+# KEYS[1] stream, KEYS[2] trimmed marker
+# ARGV[1] live channel, ARGV[2] history max events, ARGV[3] event JSON (an object, no id)
+# XLEN before and after tells whether MAXLEN ~ dropped entries (it trims whole macro
+# nodes, so rarely); replay needs to know that history was lost.
+PUBLISH_SCRIPT = """
+local before = redis.call('XLEN', KEYS[1])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[3])
+if redis.call('XLEN', KEYS[1]) <= before then
+  redis.call('SET', KEYS[2], '1')
+end
+redis.call('PUBLISH', ARGV[1], '{"id":"' .. id .. '",' .. string.sub(ARGV[3], 2))
+return id
+"""
+
+
+def _script_input(
+    account_id: object, event: Event, history_max_events: int | None
+) -> tuple[list[str], list[str | int | bytes]]:
+    if history_max_events is None:
+        history_max_events = get_settings().inbox_history_max_events
+    if history_max_events < 1:
+        raise ValueError(f"history_max_events must be at least 1, not {history_max_events}")
+    script_keys = [keys.stream(account_id), keys.trimmed_marker(account_id)]
+    args: list[str | int | bytes] = [
+        keys.live_channel(account_id),
+        history_max_events,
+        encode_event(event),
+    ]
+    return script_keys, args
+
+
+def _as_str(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def publish(
+    redis_client: redis.asyncio.Redis,
+    account_id: object,
+    event: Event,
+    *,
+    history_max_events: int | None = None,
+) -> str:
+    """Record and broadcast ``event`` to ``account_id``'s inboxes; returns its event id.
+
+    ``history_max_events`` defaults to ``settings.inbox_history_max_events``.
+    """
+    script_keys, args = _script_input(account_id, event, history_max_events)
+    script = redis_client.register_script(PUBLISH_SCRIPT)  # EVALSHA, EVAL on NOSCRIPT
+    return _as_str(await script(keys=script_keys, args=args))
+
+
+def publish_sync(
+    redis_client: redis.Redis,
+    account_id: object,
+    event: Event,
+    *,
+    history_max_events: int | None = None,
+) -> str:
+    """``publish`` for synchronous callers (same script, same wire)."""
+    script_keys, args = _script_input(account_id, event, history_max_events)
+    script = redis_client.register_script(PUBLISH_SCRIPT)
+    return _as_str(script(keys=script_keys, args=args))
