@@ -39,6 +39,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smtp_url: str | None = None
     mail_from: str = "baton@localhost"
     frontend_url: str | None = None
+    # Baton's own public address, for links to its inbox page in chat messages.
+    public_url: str | None = None
+
+    # One send to the outside world (SMTP, webhook, PSA call) gives up after this long;
+    # a delivery left "sending" twice this long is taken to be a crashed attempt.
+    delivery_timeout_s: float = 10.0
 
     remind_after_s: int = 900
     inbox_history_max_events: int = 1000
@@ -70,6 +76,8 @@ ENV_NAMES: dict[str, str] = {
     "smtp_url": "SMTP_URL",
     "mail_from": "MAIL_FROM",
     "frontend_url": "FRONTEND_URL",
+    "public_url": "BATON_PUBLIC_URL",
+    "delivery_timeout_s": "BATON_DELIVERY_TIMEOUT_S",
     "remind_after_s": "BATON_REMIND_AFTER_S",
     "inbox_history_max_events": "BATON_INBOX_HISTORY_MAX_EVENTS",
     "worker_heartbeat_timeout_ms": "BATON_WORKER_HEARTBEAT_TIMEOUT_MS",
@@ -95,6 +103,9 @@ DESCRIPTIONS: dict[str, str] = {
     "under the data folder.",
     "mail_from": "Sender of Baton's e-mail.",
     "frontend_url": "Base URL of the host app; e-mails link to `{FRONTEND_URL}/escalations`.",
+    "public_url": "Baton's public base URL; Slack and Teams messages link to `{BATON_PUBLIC_URL}/inbox`.",
+    "delivery_timeout_s": "Timeout of one send (SMTP, webhook, PSA call), seconds; a delivery "
+    "stuck sending twice this long is retried.",
     "remind_after_s": "An escalation still open this long re-notifies once, seconds.",
     "inbox_history_max_events": "Events kept per account for websocket replay (`since`).",
     "worker_heartbeat_timeout_ms": "Dramatiq: a worker silent this long has its messages requeued.",
@@ -118,6 +129,7 @@ _POSITIVE = {
     "worker_maintenance_chance_per_million",
     "worker_idle_poll_ms",
     "outbox_resend_after_s",
+    "delivery_timeout_s",
 }
 
 
