@@ -1,0 +1,61 @@
+"""asyncpg connections from Piccolo's pool, for the queries the API writes as SQL.
+
+The hand-off rules need SQL that Piccolo's query builder does not express (``FOR UPDATE``
+on a join, a conditional ``UPDATE … RETURNING`` inside a CTE, ``ON CONFLICT … WHERE``),
+and the hot paths gain from asyncpg's prepared-statement cache. The pool and the
+transaction stay Piccolo's, so there is still one pool per process, opened in the app
+lifespan. JSONB arrives as ``str`` here (no codec on Piccolo's pool): decode it with
+``load_json``; send JSON as text with ``dump_json`` and a ``::jsonb`` cast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+from piccolo.engine import engine_finder
+
+
+def _engine() -> Any:
+    engine: Any = engine_finder()
+    if engine is None or engine.pool is None:
+        raise RuntimeError("the Piccolo pool is not running: is the app lifespan on?")
+    return engine
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[asyncpg.Connection]:
+    """One transaction on one pooled connection; committed on exit, rolled back on error.
+
+    Nested use is refused: Piccolo's nested ``transaction()`` is not a savepoint, so an
+    inner one would silently commit with the outer.
+    """
+    async with _engine().transaction(allow_nested=False) as txn:
+        yield txn.connection
+
+
+@asynccontextmanager
+async def connection() -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection in autocommit: each statement is its own transaction."""
+    async with _engine().pool.acquire() as conn:
+        yield conn
+
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def dump_json(value: Any) -> str:
+    return _json_encoder.encode(value).decode()
+
+
+def load_json(value: str | None) -> Any:
+    return None if value is None else msgspec.json.decode(value)
+
+
+def iso(moment: datetime) -> str:
+    """A timestamp as the API writes it everywhere (msgspec's RFC 3339, ``Z`` for UTC)."""
+    return _json_encoder.encode(moment).decode()[1:-1]
