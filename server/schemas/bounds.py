@@ -1,0 +1,48 @@
+"""Bounded field types shared by the request bodies.
+
+Column widths come from ``tables.limits`` so an accepted value always fits its column;
+the rest are our limits for free text, generous for people and small enough that one
+request cannot hold a worker for long.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from tables.limits import EMAIL_MAX, NAME_MAX, PSA_ID_MAX, SHORT_TEXT_MAX, URL_MAX
+
+ENGINEER_NOTES_MAX = 4_000
+PROBLEM_SUMMARY_MAX = 2_000
+PROBLEM_DOMAIN_MAX = 200
+STEP_TEXT_MAX = 10_000
+MESSAGE_CONTENT_MAX = 20_000
+MESSAGE_ROLE_MAX = 32
+BRANCH_LABEL_MAX = 200
+STATUS_REASON_MAX = 2_000
+STEPS_MAX = 500
+BRANCHES_MAX = 200
+MESSAGES_MAX = 1_000
+CREDENTIAL_FIELDS_MAX = 20
+CREDENTIAL_NAME_MAX = 64
+CREDENTIAL_VALUE_MAX = 4_096
+MEMBER_MAPPING_MAX = 2_000
+ORDER_MAX = 2**31 - 1  # an integer column
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
+Email = Annotated[str, msgspec.Meta(max_length=EMAIL_MAX, pattern=r"^[^@\s]+@[^@\s]+$")]
+Url = Annotated[str, msgspec.Meta(max_length=URL_MAX, pattern=r"^https?://[^\s/]+")]
+ShortText = Annotated[str, msgspec.Meta(max_length=SHORT_TEXT_MAX)]
+PsaId = Annotated[str, msgspec.Meta(min_length=1, max_length=PSA_ID_MAX)]
+EngineerNotes = Annotated[str, msgspec.Meta(max_length=ENGINEER_NOTES_MAX)]
+ProblemSummary = Annotated[str, msgspec.Meta(max_length=PROBLEM_SUMMARY_MAX)]
+ProblemDomain = Annotated[str, msgspec.Meta(max_length=PROBLEM_DOMAIN_MAX)]
+StepText = Annotated[str, msgspec.Meta(max_length=STEP_TEXT_MAX)]
+MessageContent = Annotated[str, msgspec.Meta(max_length=MESSAGE_CONTENT_MAX)]
+MessageRole = Annotated[str, msgspec.Meta(min_length=1, max_length=MESSAGE_ROLE_MAX)]
+BranchLabel = Annotated[str, msgspec.Meta(max_length=BRANCH_LABEL_MAX)]
+StatusReason = Annotated[str, msgspec.Meta(max_length=STATUS_REASON_MAX)]
+Order = Annotated[int, msgspec.Meta(ge=0, le=ORDER_MAX)]
+CredentialName = Annotated[str, msgspec.Meta(min_length=1, max_length=CREDENTIAL_NAME_MAX)]
+CredentialValue = Annotated[str, msgspec.Meta(max_length=CREDENTIAL_VALUE_MAX)]

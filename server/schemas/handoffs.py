@@ -1,0 +1,77 @@
+"""Hand-offs on the wire: the create body, the hand-off as returned everywhere, the queue."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from server.schemas.bounds import EngineerNotes
+from tables.enums import DEFAULT_PRIORITY, AssessmentStatus, HandoffState, Intent, Priority
+
+
+class HandoffCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    intent: Intent
+    engineer_notes: EngineerNotes | None = None
+    priority: Priority = DEFAULT_PRIORITY
+    target_user_id: uuid.UUID | None = None
+
+
+class Person(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+
+
+class Assessment(msgspec.Struct, kw_only=True):
+    """The AI assessment; empty while ``status`` is ``pending`` or ``not_applicable``."""
+
+    status: AssessmentStatus
+    summary_prose: str | None = None
+    what_we_know: list[str] = []
+    likely_cause: str | None = None
+    suggested_steps: list[str] = []
+    confidence: str | None = None
+
+
+class PsaNote(msgspec.Struct, kw_only=True):
+    pushed: bool = False
+    note_id: str | None = None
+
+
+class HandoffOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    session_id: uuid.UUID
+    intent: Intent
+    state: HandoffState
+    priority: Priority
+    engineer_notes: str | None
+    snapshot: dict[str, Any]
+    source_branch_id: uuid.UUID | None
+    target_user_id: uuid.UUID | None
+    handed_off_by: Person
+    claimed_by: Person | None
+    claimed_at: datetime | None
+    created_at: datetime
+    assessment: Assessment
+    psa: PsaNote
+
+
+class QueueItem(msgspec.Struct, kw_only=True):
+    handoff_id: uuid.UUID
+    session_id: uuid.UUID
+    intent: Intent
+    problem_summary: str | None
+    problem_domain: str | None
+    priority: Priority
+    engineer_notes: str | None
+    created_at: datetime
+    # Always null in a queue of open hand-offs; kept so a card has one shape everywhere.
+    claimed_by: Person | None = None
+    claimed_at: datetime | None = None
+
+
+class QueuePage(msgspec.Struct, kw_only=True):
+    items: list[QueueItem]
+    next_cursor: str | None
