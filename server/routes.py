@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.api import api_router
 from server.health import health, ready
+from server.inbox_socket import inbox_socket
 
-ROUTES: list[Any] = [health, ready]
+ROUTES: list[Any] = [health, ready, api_router, inbox_socket]

@@ -1,0 +1,127 @@
+"""Claim: the first of any number of concurrent claimers, on any replica, wins.
+
+One statement decides (SPEC "Claiming"): a conditional ``UPDATE … WHERE state = 'open'
+AND claimed_by IS NULL AND handed_off_by <> claimer RETURNING``. Postgres row locks
+make concurrent claimers queue on the row; each re-checks the condition against the
+winner's committed row and finds nothing to update. The same statement returns the
+session to ``active`` (a data-modifying CTE), so there is no window where a hand-off is
+claimed and its session still waits.
+
+Losers then read the row once to learn why: their own hand-off (403), already theirs
+(200, idempotent), someone else's (409 naming who and when).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio
+
+from inbox.events import HandoffClaimed
+from server import db
+from server.auth import UserCaller
+from server.handoffs.announce import announce
+from server.handoffs.read import HANDOFF_COLUMNS, fetch_handoff, handoff_from_row, handoff_not_found
+from server.problems import Problem
+from server.schemas.handoffs import HandoffOut
+
+CLAIM = f"""
+WITH won AS (
+    UPDATE session_handoffs AS h
+    SET state = 'claimed', claimed_by = $3, claimed_at = now(), updated_at = now(),
+        pre_claim_session_status = s.status
+    FROM ai_sessions AS s
+    WHERE h.id = $1 AND h.account_id = $2
+      AND h.state = 'open' AND h.claimed_by IS NULL AND h.handed_off_by <> $3
+      AND s.id = h.session_id
+    RETURNING {HANDOFF_COLUMNS}
+), activated AS (
+    UPDATE ai_sessions AS s
+    SET status = 'active', escalated_to_id = $3, updated_at = now()
+    FROM won
+    WHERE s.id = won.session_id
+)
+SELECT won.*, by_user.name AS handed_off_by_name
+FROM won JOIN users AS by_user ON by_user.id = won.handed_off_by
+"""
+
+# Why a claim found nothing to update. claimed_by is compared in Python: in SQL,
+# "claimed_by <> $3" is NULL, not true, for an unclaimed row.
+WHY_NOT_CLAIMED = """
+SELECT h.state, h.handed_off_by, h.claimed_by, h.claimed_at, claimer.name AS claimed_by_name
+FROM session_handoffs AS h
+LEFT JOIN users AS claimer ON claimer.id = h.claimed_by
+WHERE h.id = $1 AND h.account_id = $2
+"""
+
+OWN_HANDOFF = "Cannot claim your own handoff"
+# The row can change between the failed UPDATE and the read (a release in between):
+# then the claim is simply tried again, a bounded number of times.
+CLAIM_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    handoff: HandoffOut
+    won_now: bool  # False: the caller already held it (an idempotent repeat)
+
+
+async def _try_claim(conn: asyncpg.Connection, caller: UserCaller, handoff_id: uuid.UUID) -> Claimed | None:
+    row = await conn.fetchrow(CLAIM, handoff_id, caller.account_id, caller.id)
+    if row is not None:
+        handoff = handoff_from_row(
+            row, handed_off_by_name=row["handed_off_by_name"], claimed_by_name=caller.name
+        )
+        return Claimed(handoff, won_now=True)
+
+    why = await conn.fetchrow(WHY_NOT_CLAIMED, handoff_id, caller.account_id)
+    if why is None:
+        raise handoff_not_found()
+    if why["handed_off_by"] == caller.id:
+        raise Problem(403, OWN_HANDOFF)
+    if why["claimed_by"] == caller.id:
+        held = await fetch_handoff(conn, caller.account_id, handoff_id)
+        if held is None:
+            raise handoff_not_found()
+        return Claimed(held, won_now=False)
+    if why["claimed_by"] is not None:
+        name = why["claimed_by_name"] or "another engineer"
+        raise Problem(
+            409,
+            f"Already claimed by {name}",
+            claimed_by_id=str(why["claimed_by"]),
+            claimed_by_name=name,
+            claimed_at=db.iso(why["claimed_at"]),
+        )
+    if why["state"] == "superseded":
+        raise Problem(409, "This hand-off was superseded by a newer one for the same session.")
+    return None  # open again by now: try once more
+
+
+async def claim_handoff(
+    *, caller: UserCaller, handoff_id: uuid.UUID, redis_client: redis.asyncio.Redis
+) -> Claimed:
+    async with db.connection() as conn:
+        for _ in range(CLAIM_ATTEMPTS):
+            claimed = await _try_claim(conn, caller, handoff_id)
+            if claimed is not None:
+                break
+        else:
+            raise Problem(409, "The hand-off changed while claiming it; try again.")
+    if claimed.won_now:
+        handoff = claimed.handoff
+        assert handoff.claimed_at is not None
+        await announce(
+            redis_client,
+            caller.account_id,
+            HandoffClaimed(
+                handoff_id=str(handoff.id),
+                session_id=str(handoff.session_id),
+                claimed_by_id=str(caller.id),
+                claimed_by_name=caller.name,
+                claimed_at=db.iso(handoff.claimed_at),
+            ),
+        )
+    return claimed

@@ -1,0 +1,68 @@
+"""The outbox jobs a hand-off leaves for the background workers.
+
+Written in the transaction that creates the hand-off, so a rolled-back create leaves
+none and a committed one can never lose them. The workers (the background-work issue)
+read ``outbox`` by ``actor_name``; every job's payload is
+``{"handoff_id": "<uuid>", "session_id": "<uuid>"}`` and the actor reads the rest from
+the database, so a job retried later sees the hand-off as it is then.
+
+Jobs of an escalation, one row each:
+
+``assess_handoff``
+    The AI assessment: ``ai_assessment``, ``ai_assessment_data``, ``assessment_status``,
+    the session's ``escalation_package.suggested_next_steps``, then the
+    ``handoff_assessment_ready`` event.
+``push_documentation``
+    The session documentation, pushed as a note to the PSA ticket when the session has
+    one (``psa_note_pushed``, ``psa_note_id``, ``psa_push_status``).
+``notify_chat``
+    The account's enabled Slack and Teams webhooks.
+``send_escalation_emails``
+    One e-mail per eligible senior of the account except the creator.
+
+The bell rows are not a job: they are written in the create transaction itself. A park
+leaves no job: nobody is notified of a paused session, its card is in the queue.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Final
+
+import asyncpg
+
+from server import db
+from tables.enums import Intent
+
+ASSESS_HANDOFF: Final = "assess_handoff"
+PUSH_DOCUMENTATION: Final = "push_documentation"
+NOTIFY_CHAT: Final = "notify_chat"
+SEND_ESCALATION_EMAILS: Final = "send_escalation_emails"
+
+JOBS_BY_INTENT: dict[Intent, tuple[str, ...]] = {
+    "escalate": (ASSESS_HANDOFF, PUSH_DOCUMENTATION, NOTIFY_CHAT, SEND_ESCALATION_EMAILS),
+    "park": (),
+}
+
+INSERT_JOBS = """
+INSERT INTO outbox (id, account_id, actor_name, payload, attempts, created_at)
+SELECT gen_random_uuid(), $1, actor_name, $2::jsonb, 0, $3
+FROM unnest($4::text[]) AS actor_name
+"""
+
+
+async def enqueue_handoff_jobs(
+    conn: asyncpg.Connection,
+    *,
+    account_id: uuid.UUID,
+    handoff_id: uuid.UUID,
+    session_id: uuid.UUID,
+    intent: Intent,
+    now: datetime,
+) -> None:
+    jobs = JOBS_BY_INTENT[intent]
+    if not jobs:
+        return
+    payload = db.dump_json({"handoff_id": str(handoff_id), "session_id": str(session_id)})
+    await conn.execute(INSERT_JOBS, account_id, payload, now, list(jobs))
