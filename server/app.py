@@ -9,7 +9,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
-from server.lifespan import postgres_pool, redis_client
+from server.lifespan import inbox_hub, postgres_pool, redis_client
 from server.logs import configure_logging
 from server.problems import EXCEPTION_HANDLERS
 from server.routes import ROUTES
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     configure_logging(settings)
     return Litestar(
         route_handlers=ROUTES,
-        lifespan=[postgres_pool, redis_client],
+        lifespan=[postgres_pool, redis_client, inbox_hub],
         # Logging is ours (server.logs), not Litestar's default queue handler.
         logging_config=None,
         state=State({"settings": settings}),

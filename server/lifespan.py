@@ -43,3 +43,18 @@ async def redis_client(app: Litestar) -> AsyncIterator[None]:
         yield
     finally:
         await client.aclose()
+
+
+@asynccontextmanager
+async def inbox_hub(app: Litestar) -> AsyncIterator[None]:
+    """This replica's one subscription to the account channels, shared by its sockets."""
+    from inbox import Hub
+
+    settings = app.state.settings
+    hub = Hub(settings.redis_url, history_max_events=settings.inbox_history_max_events)
+    await hub.start()
+    app.state.hub = hub
+    try:
+        yield
+    finally:
+        await hub.stop()
