@@ -20,19 +20,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-import jwt
 import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from inbox import Hub, InvalidEventId, SubscriberDropped
-from server.tokens import SERVICE_PREFIX, decode
+from server.auth import UserCaller, caller_from_token
+from server.problems import Problem
 from settings import Settings
-from tables import User
 
 log = logging.getLogger("baton.inbox")
 
@@ -91,24 +89,12 @@ async def _token(socket: WebSocket[Any, Any, Any]) -> str:
 async def _account_of(token: str, settings: Settings) -> tuple[str, str]:
     """(account id, user id) of an eligible user, or _Refused."""
     try:
-        claims = decode(settings.jwt_secret or "", token)
-    except jwt.InvalidTokenError as exc:
-        raise _Refused(CLOSE_BAD_AUTH, f"invalid token: {exc}") from None
-    subject = str(claims["sub"])
-    if subject.startswith(SERVICE_PREFIX):
+        caller = await caller_from_token(settings.jwt_secret or "", token)
+    except Problem as problem:
+        raise _Refused(CLOSE_BAD_AUTH, problem.detail) from None
+    if not isinstance(caller, UserCaller):
         raise _Refused(CLOSE_BAD_AUTH, "the inbox is for people: use a user token")
-    try:
-        user_id = uuid.UUID(subject)
-    except ValueError:
-        raise _Refused(CLOSE_BAD_AUTH, "invalid token: sub is not a user id") from None
-    user = (
-        await User.select(User.account_id)
-        .where(User.id == user_id, User.is_active.eq(True), User.deleted_at.is_null())
-        .first()
-    )
-    if user is None:
-        raise _Refused(CLOSE_BAD_AUTH, "unknown or inactive user")
-    return str(user["account_id"]), str(user_id)
+    return str(caller.account_id), str(caller.id)
 
 
 async def _forward(socket: WebSocket[Any, Any, Any], sub: Any) -> None:
