@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
@@ -123,21 +124,21 @@ def host_app_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
         raise Problem(403, "Only the host app, with a service token, may write this.")
 
 
-def provide_user(request: Any) -> UserCaller:
+def provide_user(request: Request[Any, Any, Any]) -> UserCaller:
     """Dependency for handlers behind ``users_only``."""
     caller = request.user
     assert isinstance(caller, UserCaller), "users_only guard missing"
     return caller
 
 
-def provide_host_app(request: Any) -> HostAppCaller:
+def provide_host_app(request: Request[Any, Any, Any]) -> HostAppCaller:
     """Dependency for handlers behind ``host_app_only``."""
     caller = request.user
     assert isinstance(caller, HostAppCaller), "host_app_only guard missing"
     return caller
 
 
-def provide_account_id(request: Any) -> uuid.UUID:
+def provide_account_id(request: Request[Any, Any, Any]) -> uuid.UUID:
     """Dependency for handlers open to both kinds of caller: the account they act in."""
     caller: Caller = request.user
     return caller.account_id

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from litestar import Controller, Response, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from server.auth import UserCaller, provide_user, users_only
 from server.handoffs.claim import claim_handoff
@@ -32,12 +32,12 @@ class HandoffController(Controller):
     @post("/sessions/{session_id:uuid}/handoffs", summary="Park or escalate a session")
     async def create(
         self,
-        caller: UserCaller,
+        caller: NamedDependency[UserCaller],
         state: State,
-        session_id: uuid.UUID,
-        data: HandoffCreate,
+        session_id: FromPath[uuid.UUID],
+        data: JSONBody[HandoffCreate],
         idempotency_key: Annotated[
-            str | None, Parameter(header=IDEMPOTENCY_KEY_HEADER, pattern=IDEMPOTENCY_KEY_PATTERN)
+            str | None, HeaderParameter(name=IDEMPOTENCY_KEY_HEADER, pattern=IDEMPOTENCY_KEY_PATTERN)
         ] = None,
     ) -> Response[HandoffOut]:
         created = await create_handoff(
@@ -57,28 +57,32 @@ class HandoffController(Controller):
     @get(
         "/handoffs/{handoff_id:uuid}", summary="A hand-off with its state, snapshot, assessment and PSA note"
     )
-    async def read(self, caller: UserCaller, handoff_id: uuid.UUID) -> HandoffOut:
+    async def read(self, caller: NamedDependency[UserCaller], handoff_id: FromPath[uuid.UUID]) -> HandoffOut:
         return await get_handoff(caller.account_id, handoff_id)
 
     @post(
         "/handoffs/{handoff_id:uuid}/claim", status_code=200, summary="Claim a hand-off: first claimer wins"
     )
-    async def claim(self, caller: UserCaller, state: State, handoff_id: uuid.UUID) -> HandoffOut:
+    async def claim(
+        self, caller: NamedDependency[UserCaller], state: State, handoff_id: FromPath[uuid.UUID]
+    ) -> HandoffOut:
         claimed = await claim_handoff(caller=caller, handoff_id=handoff_id, redis_client=state.redis)
         return claimed.handoff
 
     @post("/handoffs/{handoff_id:uuid}/release", status_code=200, summary="Give a claimed hand-off back")
-    async def release(self, caller: UserCaller, state: State, handoff_id: uuid.UUID) -> HandoffOut:
+    async def release(
+        self, caller: NamedDependency[UserCaller], state: State, handoff_id: FromPath[uuid.UUID]
+    ) -> HandoffOut:
         return await release_handoff(caller=caller, handoff_id=handoff_id, redis_client=state.redis)
 
     @get("/queue", summary="Open hand-offs, newest first, keyset-paginated")
     async def queue(
         self,
-        caller: UserCaller,
-        team_id: uuid.UUID | None = None,
-        intent: Intent | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-        cursor: Annotated[str | None, Parameter(max_length=CURSOR_MAX_CHARS)] = None,
+        caller: NamedDependency[UserCaller],
+        team_id: FromQuery[uuid.UUID | None] = None,
+        intent: FromQuery[Intent | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+        cursor: Annotated[str | None, QueryParameter(max_length=CURSOR_MAX_CHARS)] = None,
     ) -> QueuePage:
         return await queue_page(
             account_id=caller.account_id, team_id=team_id, intent=intent, cursor=cursor, limit=limit
