@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 import dramatiq
+import redis
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO, Middleware
@@ -22,6 +23,10 @@ log = logging.getLogger("baton.worker")
 # Dramatiq's Redis keys live under this prefix: baton:<queue>, baton:<queue>.msgs,
 # baton:__heartbeats__, … (owned by dramatiq.brokers.redis).
 NAMESPACE = "baton"
+# Without these a blackholed Redis would hang a sender (the web process at commit, the
+# outbox relay) for as long as TCP keeps trying. Dramatiq's commands never block in Redis.
+REDIS_CONNECT_TIMEOUT_S = 2.0
+REDIS_SOCKET_TIMEOUT_S = 10.0
 
 
 class PiccoloPool(Middleware):
@@ -55,8 +60,13 @@ class PiccoloPool(Middleware):
 def build_broker(settings: Settings) -> RedisBroker:
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set: start Baton through `baton` or set it")
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+    )
     broker = RedisBroker(
-        url=settings.redis_url,
+        client=client,
         namespace=NAMESPACE,
         heartbeat_timeout=settings.worker_heartbeat_timeout_ms,
         maintenance_chance=settings.worker_maintenance_chance_per_million,
