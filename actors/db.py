@@ -1,0 +1,68 @@
+"""asyncpg connections from the process's Piccolo pool, for the actors' SQL.
+
+The actors need what Piccolo's query builder does not express (``FOR UPDATE SKIP
+LOCKED``, conditional ``UPDATE … RETURNING``, ``ON CONFLICT DO NOTHING``), so they write
+SQL on connections of the one Piccolo pool: the worker starts it on its asyncio loop
+(``actors.broker.PiccoloPool``), the web process in its lifespan. JSONB arrives as
+``str``: decode it with ``load_json``; send JSON as text with ``dump_json`` and a
+``::jsonb`` cast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import msgspec
+from piccolo.engine import engine_finder
+
+
+def _engine() -> Any:
+    engine: Any = engine_finder()
+    if engine is None or engine.pool is None:
+        raise RuntimeError("the Piccolo pool is not running in this process")
+    return engine
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[asyncpg.Connection]:
+    """One transaction on one pooled connection; committed on exit, rolled back on error."""
+    async with _engine().transaction(allow_nested=False) as txn:
+        yield txn.connection
+
+
+@asynccontextmanager
+async def connection() -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection in autocommit: each statement is its own transaction."""
+    async with _engine().pool.acquire() as conn:
+        yield conn
+
+
+async def fetch(sql: str, *args: Any) -> list[asyncpg.Record]:
+    async with connection() as conn:
+        return list(await conn.fetch(sql, *args))
+
+
+async def fetchrow(sql: str, *args: Any) -> asyncpg.Record | None:
+    async with connection() as conn:
+        row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
+        return row
+
+
+async def execute(sql: str, *args: Any) -> str:
+    async with connection() as conn:
+        status: str = await conn.execute(sql, *args)
+        return status
+
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def dump_json(value: Any) -> str:
+    return _json_encoder.encode(value).decode()
+
+
+def load_json(value: str | bytes | None) -> Any:
+    return None if value is None else msgspec.json.decode(value)
