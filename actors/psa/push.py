@@ -1,0 +1,230 @@
+"""Push an escalation's documentation to its PSA ticket, once.
+
+SPEC "Documentation + PSA push" and the seed's ``finalize_escalation`` / ``push_to_psa``.
+The push is one ``psa`` delivery (recipient ``{kind}:{connection id}:{ticket id}``); a
+retried or interrupted attempt first asks the PSA for a note carrying the hand-off's
+marker and adopts it, so a crash after the PSA stored the note never posts a second.
+The result is kept on the hand-off (``psa_note_pushed``, ``psa_note_id``,
+``psa_push_status``, ``psa_push_error``, ``member_mapping_warning``).
+
+``push`` runs in the worker (actor ``push_documentation``) and in the web process (the
+legacy ``/escalate`` shim and ``POST /handoffs/{id}/psa-push``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import dramatiq
+import msgspec
+
+from actors import db, deliveries
+from actors.ai_client import call_budget_s
+from actors.broker import broker
+from actors.context import HandoffContext, load
+from actors.deliveries import Claim, Outcome
+from actors.documentation import Documentation, note_marker, render
+from actors.http import http_client
+from actors.psa import ADAPTERS
+from actors.psa.base import Note, PsaConnectionInfo
+from settings import get_settings
+
+log = logging.getLogger("baton.actors.psa")
+
+CHANNEL = "psa"
+MAX_ATTEMPTS = 8
+# The note waits for the assessment this long past the hand-off's creation, at most.
+ASSESSMENT_WAIT_MARGIN_S = 30.0
+
+
+class PsaResult(msgspec.Struct, kw_only=True):
+    psa_push_status: Literal["pushed", "failed", "no_psa"]
+    psa_push_error: str | None = None
+    member_mapping_warning: str | None = None
+    psa_note_id: str | None = None
+
+
+LOAD_CONNECTION = """
+SELECT id, kind, base_url, credentials, member_mapping
+FROM psa_connections WHERE id = $1 AND account_id = $2
+"""
+
+RECORD_NO_PSA = """
+UPDATE session_handoffs
+SET psa_push_status = 'no_psa', psa_push_error = NULL, member_mapping_warning = NULL, updated_at = now()
+WHERE id = $1 AND NOT psa_note_pushed
+"""
+
+RECORD_PUSHED = """
+UPDATE session_handoffs
+SET psa_note_pushed = true, psa_note_id = $2, psa_push_status = 'pushed', psa_push_error = NULL,
+    member_mapping_warning = $3, updated_at = now()
+WHERE id = $1
+"""
+
+RECORD_FAILED = """
+UPDATE session_handoffs
+SET psa_push_status = 'failed', psa_push_error = $2, member_mapping_warning = $3, updated_at = now()
+WHERE id = $1 AND NOT psa_note_pushed
+"""
+
+READ_RESULT = """
+SELECT psa_push_status, psa_push_error, member_mapping_warning, psa_note_id
+FROM session_handoffs WHERE id = $1
+"""
+
+LAST_ERROR = "SELECT last_error FROM deliveries WHERE id = $1"
+
+
+async def _connection(ctx: HandoffContext) -> PsaConnectionInfo | None:
+    if not ctx.psa_ticket_id or ctx.psa_connection_id is None:
+        return None
+    # Scoped to the hand-off's account: a session naming another account's connection
+    # is treated as having none.
+    row = await db.fetchrow(LOAD_CONNECTION, ctx.psa_connection_id, ctx.account_id)
+    if row is None or row["kind"] not in ADAPTERS:
+        return None
+    credentials = db.load_json(row["credentials"])
+    mapping = db.load_json(row["member_mapping"])
+    return PsaConnectionInfo(
+        id=row["id"],
+        kind=row["kind"],
+        base_url=row["base_url"],
+        credentials=credentials if isinstance(credentials, dict) else {},
+        member_mapping=mapping if isinstance(mapping, dict) else {},
+    )
+
+
+def member_of(ctx: HandoffContext, connection: PsaConnectionInfo) -> tuple[str | None, str | None]:
+    """(the PSA member of whoever escalated, a warning when there is none)."""
+    member = connection.member_mapping.get(str(ctx.handed_off_by))
+    if member is None or str(member).strip() == "":
+        warning = (
+            f"{ctx.handed_off_by_name} has no {connection.kind} member mapped; "
+            "the note is posted as the integration user."
+        )
+        return None, warning
+    return str(member), None
+
+
+async def _result(handoff_id: uuid.UUID) -> PsaResult:
+    row = await db.fetchrow(READ_RESULT, handoff_id)
+    if row is None or row["psa_push_status"] is None:
+        return PsaResult(psa_push_status="failed", psa_push_error="not pushed yet")
+    return PsaResult(
+        psa_push_status=row["psa_push_status"],
+        psa_push_error=row["psa_push_error"],
+        member_mapping_warning=row["member_mapping_warning"],
+        psa_note_id=row["psa_note_id"],
+    )
+
+
+async def push(handoff_id: uuid.UUID) -> tuple[PsaResult, Outcome | None, Documentation | None]:
+    """Push the note unless it is already there; (result, delivery outcome, documentation).
+
+    The outcome is None when there is nothing to push (no PSA, or not an escalation).
+    """
+    ctx = await load(handoff_id)
+    if ctx is None or ctx.intent != "escalate":
+        return PsaResult(psa_push_status="no_psa"), None, None
+    documentation = render(ctx)
+    connection = await _connection(ctx)
+    if connection is None:
+        await db.execute(RECORD_NO_PSA, handoff_id)
+        return PsaResult(psa_push_status="no_psa"), None, documentation
+    assert ctx.psa_ticket_id is not None
+    ticket_id = ctx.psa_ticket_id
+    adapter = ADAPTERS[connection.kind]
+    member_id, warning = member_of(ctx, connection)
+    note = Note(
+        ticket_id=ticket_id,
+        title=documentation.title,
+        text=documentation.text,
+        marker=note_marker(handoff_id),
+        member_id=member_id,
+    )
+
+    async def send(claim: Claim) -> None:
+        http = http_client()
+        note_id = None
+        if claim.attempts > 1 or claim.interrupted:
+            # An earlier attempt may have stored the note before failing to hear back.
+            note_id = await adapter.find_note(http, connection, ticket_id, note.marker)
+            if note_id is not None:
+                log.info(
+                    "hand-off %s: note %s already on %s ticket %s",
+                    handoff_id,
+                    note_id,
+                    connection.kind,
+                    ticket_id,
+                )
+        if note_id is None:
+            note_id = await adapter.add_note(http, connection, note)
+        # Before the delivery is marked sent: a crash in between is found by find_note.
+        await db.execute(RECORD_PUSHED, handoff_id, note_id, warning)
+
+    recipient = f"{connection.kind}:{connection.id}:{ticket_id}"
+    rows = await deliveries.ensure(ctx.account_id, handoff_id, CHANNEL, [recipient])
+    delivery_id = rows[recipient]
+    outcome = await deliveries.deliver(delivery_id, send, max_attempts=MAX_ATTEMPTS)
+    if outcome in (Outcome.RETRY, Outcome.FAILED):
+        error = await db.fetchrow(LAST_ERROR, delivery_id)
+        await db.execute(RECORD_FAILED, handoff_id, error["last_error"] if error else None, warning)
+    return await _result(handoff_id), outcome, documentation
+
+
+async def repush(handoff_id: uuid.UUID) -> tuple[PsaResult, Outcome | None, Documentation | None]:
+    """``POST /handoffs/{id}/psa-push``: a failed push gets a fresh set of attempts; a
+    pushed note stays the one note (a second push adopts it, it never posts another)."""
+    await db.execute(
+        """
+        UPDATE deliveries SET status = 'pending', attempts = 0, updated_at = now()
+        WHERE handoff_id = $1 AND channel = $2 AND status = 'failed'
+        """,
+        handoff_id,
+        CHANNEL,
+    )
+    return await push(handoff_id)
+
+
+def assessment_deadline(ctx: HandoffContext) -> datetime:
+    return ctx.created_at + timedelta(seconds=call_budget_s() + ASSESSMENT_WAIT_MARGIN_S)
+
+
+PUSH_TIME_LIMIT_MS = int((6 * get_settings().delivery_timeout_s + 30) * 1000)
+
+
+@dramatiq.actor(
+    broker=broker,
+    queue_name="psa",
+    max_retries=MAX_ATTEMPTS + 2,
+    min_backoff=1_000,
+    max_backoff=300_000,
+    time_limit=PUSH_TIME_LIMIT_MS,
+)
+async def push_documentation(handoff_id: str, session_id: str | None = None) -> None:
+    """Outbox job of an escalation; also sent by the assessment when it is done.
+
+    While the assessment is still being written the note waits for it (the assessment
+    sends this actor again when it ends), up to a deadline after which it goes without.
+    """
+    hid = uuid.UUID(handoff_id)
+    ctx = await load(hid)
+    if ctx is None or ctx.intent != "escalate":
+        return
+    if ctx.assessment_status == "pending" and ctx.psa_ticket_id:
+        remaining_s = (assessment_deadline(ctx) - datetime.now(UTC)).total_seconds()
+        if remaining_s > 0:
+            # The fallback, should the assessment's own trigger never come.
+            await asyncio.to_thread(
+                push_documentation.send_with_options, args=(handoff_id,), delay=int(remaining_s * 1000)
+            )
+            return
+    result, outcome, _ = await push(hid)
+    if outcome is not None:
+        log.info("hand-off %s: PSA push %s (%s)", hid, result.psa_push_status, outcome.value)
+        deliveries.raise_if_pending(f"PSA note of hand-off {hid}", [outcome])
