@@ -1,0 +1,168 @@
+"""Slack and Microsoft Teams messages about an escalation, one per enabled webhook.
+
+Slack: an incoming webhook, ``{"text", "blocks"}`` (``text`` is the notification
+fallback). Teams: a Workflows ("Post to a channel when a webhook request is received")
+webhook, the message envelope with one Adaptive Card attachment. Each names the PSA
+ticket when there is one and links to the inbox. Each webhook is its own ``slack`` /
+``teams`` delivery (recipient: the channel's id, never its URL, which is a secret).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import dramatiq
+
+from actors import db, deliveries
+from actors.broker import broker
+from actors.context import HandoffContext, load
+from actors.deliveries import Claim, Outcome, SendError
+from actors.http import describe_response, http_client, is_permanent
+from settings import Settings, get_settings
+
+log = logging.getLogger("baton.actors.chat")
+
+MAX_ATTEMPTS = 8
+SLACK_TEXT_MAX_CHARS = 2900  # a section block takes 3,000
+SLACK_HEADER_MAX_CHARS = 150
+ADAPTIVE_CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+ADAPTIVE_CARD_VERSION = "1.4"
+ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+NO_REASON = "No reason provided."
+
+
+def inbox_link(settings: Settings | None = None) -> str | None:
+    settings = settings or get_settings()
+    if settings.public_url:
+        return f"{settings.public_url.rstrip('/')}/inbox"
+    if settings.frontend_url:
+        return f"{settings.frontend_url.rstrip('/')}/escalations"
+    return None
+
+
+def headline(ctx: HandoffContext) -> str:
+    problem = ctx.problem_summary or "an active session"
+    if ctx.psa_ticket_id:
+        return f"{ctx.handed_off_by_name} escalated ticket #{ctx.psa_ticket_id}: {problem}"
+    return f"{ctx.handed_off_by_name} escalated: {problem}"
+
+
+def _reason(ctx: HandoffContext) -> str:
+    return (ctx.engineer_notes or "").strip() or NO_REASON
+
+
+def slack_escape(text: str) -> str:
+    """Slack's mrkdwn control characters; user text must not become links or mentions."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_message(ctx: HandoffContext, link: str | None) -> dict[str, Any]:
+    title = headline(ctx)
+    lines = [
+        f"*{slack_escape(title)}*",
+        f"*Reason:* {slack_escape(_reason(ctx))}",
+        f"*Priority:* {ctx.priority}",
+    ]
+    if ctx.psa_ticket_id:
+        lines.append(f"*PSA ticket:* #{slack_escape(ctx.psa_ticket_id)}")
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "New escalation"[:SLACK_HEADER_MAX_CHARS]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:SLACK_TEXT_MAX_CHARS]}},
+    ]
+    if link:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Open the inbox"},
+                        "url": link,
+                        "action_id": "open_inbox",
+                    }
+                ],
+            }
+        )
+    return {"text": f"New escalation: {title}", "blocks": blocks}
+
+
+def teams_message(ctx: HandoffContext, link: str | None) -> dict[str, Any]:
+    facts = [{"title": "Reason", "value": _reason(ctx)}, {"title": "Priority", "value": ctx.priority}]
+    if ctx.psa_ticket_id:
+        facts.append({"title": "PSA ticket", "value": f"#{ctx.psa_ticket_id}"})
+    card: dict[str, Any] = {
+        "$schema": ADAPTIVE_CARD_SCHEMA,
+        "type": "AdaptiveCard",
+        "version": ADAPTIVE_CARD_VERSION,
+        "body": [
+            {"type": "TextBlock", "text": "New escalation", "weight": "Bolder", "size": "Medium"},
+            {"type": "TextBlock", "text": headline(ctx), "wrap": True},
+            {"type": "FactSet", "facts": facts},
+        ],
+    }
+    if link:
+        card["actions"] = [{"type": "Action.OpenUrl", "title": "Open the inbox", "url": link}]
+    return {
+        "type": "message",
+        "attachments": [{"contentType": ADAPTIVE_CARD_CONTENT_TYPE, "contentUrl": None, "content": card}],
+    }
+
+
+MESSAGE_BUILDERS = {"slack": slack_message, "teams": teams_message}
+
+ENABLED_CHANNELS = """
+SELECT id, kind, url FROM notification_channels
+WHERE account_id = $1 AND enabled ORDER BY kind, id
+"""
+
+
+async def post_webhook(url: str, body: dict[str, Any]) -> None:
+    try:
+        response = await http_client().post(url, json=body)
+    except Exception as exc:
+        # httpx's message may hold the URL: say what failed without it.
+        raise SendError(f"{type(exc).__name__} posting to the webhook") from None
+    if not response.is_success:
+        raise SendError(describe_response(response), permanent=is_permanent(response.status_code))
+
+
+async def notify(handoff_id: uuid.UUID) -> list[Outcome]:
+    ctx = await load(handoff_id)
+    if ctx is None or ctx.intent != "escalate":
+        return []
+    channels = await db.fetch(ENABLED_CHANNELS, ctx.account_id)
+    link = inbox_link()
+    jobs = []
+    for channel in channels:
+        kind = channel["kind"]
+        if kind not in MESSAGE_BUILDERS:
+            continue
+        rows = await deliveries.ensure(ctx.account_id, handoff_id, kind, [str(channel["id"])])
+        body = MESSAGE_BUILDERS[kind](ctx, link)
+
+        async def send(claim: Claim, url: str = channel["url"], body: dict[str, Any] = body) -> None:
+            await post_webhook(url, body)
+
+        jobs.append(deliveries.deliver(rows[str(channel["id"])], send, max_attempts=MAX_ATTEMPTS))
+    # Concurrently: a slow Teams never holds up Slack.
+    return list(await asyncio.gather(*jobs))
+
+
+CHAT_TIME_LIMIT_MS = int((2 * get_settings().delivery_timeout_s + 30) * 1000)
+
+
+@dramatiq.actor(
+    broker=broker,
+    queue_name="notify",
+    max_retries=MAX_ATTEMPTS + 2,
+    min_backoff=1_000,
+    max_backoff=300_000,
+    time_limit=CHAT_TIME_LIMIT_MS,
+)
+async def notify_chat(handoff_id: str, session_id: str | None = None) -> None:
+    """Outbox job of an escalation: every enabled Slack and Teams webhook of the account."""
+    outcomes = await notify(uuid.UUID(handoff_id))
+    deliveries.raise_if_pending(f"chat messages of hand-off {handoff_id}", outcomes)

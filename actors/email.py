@@ -1,0 +1,378 @@
+"""E-mail: the escalation fan-out to every eligible senior, and the reminder's e-mails.
+
+SPEC "E-mail fan-out" and the seed's ``dispatch_escalation_notifications``: one message
+per eligible senior of the account (owner, admin, engineer; active, not deleted) except
+whoever escalated; one ``email`` delivery per address. The fan-out actor writes the rows
+and splits them into batches (``EMAIL_BATCH_SIZE``) so every worker process shares the
+sending; a batch sends over a few reused SMTP connections (``SMTP_CONNECTIONS_PER_BATCH``).
+
+With ``SMTP_URL`` unset (development) each message is written to
+``{BATON_DATA_DIR}/mail/`` instead, and a line is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+import dramatiq
+
+from actors import db, deliveries
+from actors.broker import broker
+from actors.context import HandoffContext, load
+from actors.deliveries import Claim, Outcome, SendError
+from settings import Settings, get_settings
+from tables.enums import SENIOR_ROLES
+
+log = logging.getLogger("baton.actors.email")
+
+CHANNEL = "email"
+EMAIL_BATCH_SIZE = 50
+SMTP_CONNECTIONS_PER_BATCH = 4
+MAX_ATTEMPTS = 10
+SUBJECT_MAX_CHARS = 200
+SMTPS_PORT = 465
+SMTP_PORT = 25
+MAIL_FOLDER = "mail"
+NO_REASON = "No reason provided."
+INTRO = "A teammate has escalated a session and is asking for help."
+REMINDER_INTRO = "This escalation is still waiting for someone to pick it up."
+
+MailKind = Literal["escalation", "reminder"]
+
+
+# ------------------------------------------------------------------ the messages
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def escalation_subject(ctx: HandoffContext) -> str:
+    return _one_line(f"New escalation: {ctx.problem_summary or 'an active session'}")[:SUBJECT_MAX_CHARS]
+
+
+def escalation_body(ctx: HandoffContext, settings: Settings) -> str:
+    notes = (ctx.engineer_notes or "").strip()
+    body = f"{INTRO}\n\nReason: {notes or NO_REASON}\nPriority: {ctx.priority}"
+    if settings.frontend_url:
+        body += f"\n\n{settings.frontend_url.rstrip('/')}/escalations"
+    return body
+
+
+def reminder_subject(ctx: HandoffContext) -> str:
+    return _one_line(f"Still open: {ctx.problem_summary or 'an active session'}")[:SUBJECT_MAX_CHARS]
+
+
+def reminder_body(ctx: HandoffContext, settings: Settings) -> str:
+    notes = (ctx.engineer_notes or "").strip()
+    body = (
+        f"{REMINDER_INTRO} Its priority is now {ctx.priority}.\n\n"
+        f"Reason: {notes or NO_REASON}\nPriority: {ctx.priority}"
+    )
+    if settings.frontend_url:
+        body += f"\n\n{settings.frontend_url.rstrip('/')}/escalations"
+    return body
+
+
+def address_of(recipient: str) -> str:
+    """A delivery's recipient is the address, or ``email:<address>`` in the reminder channel."""
+    return recipient.removeprefix("email:")
+
+
+def build_message(
+    *, delivery_id: uuid.UUID, to: str, subject: str, body: str, settings: Settings
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = email.utils.formatdate(localtime=False)
+    domain = settings.mail_from.rpartition("@")[2] or "baton.localhost"
+    # Derived from the delivery: a repeat after a crash is recognisably the same message.
+    message["Message-ID"] = f"<{delivery_id}@{domain}>"
+    message.set_content(body)
+    return message
+
+
+# ------------------------------------------------------------------ the senders
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    hostname: str
+    port: int
+    username: str | None
+    password: str | None
+    use_tls: bool
+
+
+def smtp_config(url: str) -> SmtpConfig:
+    parts = urlsplit(url)
+    use_tls = parts.scheme == "smtps"
+    return SmtpConfig(
+        hostname=parts.hostname or "localhost",
+        port=parts.port or (SMTPS_PORT if use_tls else SMTP_PORT),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        use_tls=use_tls,
+    )
+
+
+class SmtpUnreachable(SendError):
+    """Could not connect: the rest of the batch waits for the next try."""
+
+
+_local_hostname: str | None = None
+
+
+def _hostname() -> str:
+    # aiosmtplib's default is socket.getfqdn(), a DNS query per connection.
+    global _local_hostname
+    if _local_hostname is None:
+        _local_hostname = socket.gethostname() or "baton"
+    return _local_hostname
+
+
+class SmtpSender:
+    """One SMTP connection, opened on first use and reopened after an error."""
+
+    def __init__(self, config: SmtpConfig, timeout_s: float) -> None:
+        self._config = config
+        self._timeout_s = timeout_s
+        self._smtp: aiosmtplib.SMTP | None = None
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._smtp is not None and self._smtp.is_connected:
+            return self._smtp
+        smtp = aiosmtplib.SMTP(
+            hostname=self._config.hostname,
+            port=self._config.port,
+            username=self._config.username,
+            password=self._config.password,
+            use_tls=self._config.use_tls,
+            timeout=self._timeout_s,
+            local_hostname=_hostname(),
+        )
+        try:
+            await smtp.connect()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise SmtpUnreachable(f"SMTP server unreachable: {type(exc).__name__}: {exc}") from None
+        self._smtp = smtp
+        return smtp
+
+    async def send(self, message: EmailMessage) -> None:
+        smtp = await self._connected()
+        try:
+            await smtp.send_message(message)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0] if exc.recipients else None
+            code = refused.code if refused else 0
+            raise SendError(f"SMTP {code}: recipient refused", permanent=code >= 500) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset()
+            raise SendError(f"SMTP {exc.code}: {exc.message[:200]}", permanent=exc.code >= 500) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await self._reset()
+            raise SendError(f"SMTP connection lost: {type(exc).__name__}") from None
+
+    async def _reset(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
+
+    async def close(self) -> None:
+        if self._smtp is not None and self._smtp.is_connected:
+            try:
+                await self._smtp.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                self._smtp.close()
+        self._smtp = None
+
+
+class FolderSender:
+    """Development: each message becomes a file under the data folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+
+    async def send(self, message: EmailMessage) -> None:
+        await asyncio.to_thread(self._write, message)
+
+    def _write(self, message: EmailMessage) -> None:
+        self._folder.mkdir(parents=True, exist_ok=True)
+        name = str(message["Message-ID"]).strip("<>").partition("@")[0]
+        path = self._folder / f"{name}.eml"
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(bytes(message))
+        os.replace(partial, path)
+        log.info("e-mail to %s (%s) written to %s", message["To"], message["Subject"], path)
+
+    async def close(self) -> None:
+        return None
+
+
+Sender = SmtpSender | FolderSender
+
+
+def make_sender(settings: Settings) -> Sender:
+    if settings.smtp_url:
+        return SmtpSender(smtp_config(settings.smtp_url), settings.delivery_timeout_s)
+    return FolderSender(Path(settings.data_dir) / MAIL_FOLDER)
+
+
+# ------------------------------------------------------------------ sending a batch
+
+COUNT_UNREACHABLE = """
+UPDATE deliveries
+SET attempts = attempts + 1, last_error = $2, updated_at = now(),
+    status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE 'pending' END
+WHERE id = ANY($1::uuid[]) AND status = 'pending'
+RETURNING status
+"""
+
+
+async def send_rows(
+    delivery_ids: list[uuid.UUID],
+    compose: Callable[[Claim], EmailMessage],
+    *,
+    settings: Settings | None = None,
+) -> list[Outcome]:
+    """Send the rows over ``SMTP_CONNECTIONS_PER_BATCH`` connections; one outcome per row.
+
+    When the server cannot be reached, the rows not yet tried are counted as one failed
+    attempt each, without connecting again for every one of them.
+    """
+    settings = settings or get_settings()
+    todo = list(reversed(delivery_ids))
+    outcomes: list[Outcome] = []
+    unreachable: list[str] = []
+
+    async def connection_worker() -> None:
+        sender = make_sender(settings)
+        try:
+            while todo and not unreachable:
+                delivery_id = todo.pop()
+
+                async def send(claim: Claim) -> None:
+                    try:
+                        await sender.send(compose(claim))
+                    except SmtpUnreachable as exc:
+                        unreachable.append(str(exc))
+                        raise
+
+                outcomes.append(await deliveries.deliver(delivery_id, send, max_attempts=MAX_ATTEMPTS))
+        finally:
+            await sender.close()
+
+    await asyncio.gather(*(connection_worker() for _ in range(min(SMTP_CONNECTIONS_PER_BATCH, len(todo)))))
+    if todo:
+        rows = await db.fetch(COUNT_UNREACHABLE, todo, unreachable[0][:500], MAX_ATTEMPTS)
+        outcomes += [Outcome.FAILED if row["status"] == "failed" else Outcome.RETRY for row in rows]
+        outcomes += [Outcome.RETRY] * (len(todo) - len(rows))  # held elsewhere: look again later
+    return outcomes
+
+
+def composer(ctx: HandoffContext, kind: MailKind, settings: Settings) -> Callable[[Claim], EmailMessage]:
+    if kind == "reminder":
+        subject, body = reminder_subject(ctx), reminder_body(ctx, settings)
+    else:
+        subject, body = escalation_subject(ctx), escalation_body(ctx, settings)
+
+    def compose(claim: Claim) -> EmailMessage:
+        to = address_of(claim.recipient)
+        return build_message(delivery_id=claim.id, to=to, subject=subject, body=body, settings=settings)
+
+    return compose
+
+
+# ------------------------------------------------------------------ the fan-out
+
+RECIPIENTS = """
+SELECT DISTINCT lower(email) AS email FROM users
+WHERE account_id = $1 AND id <> $2 AND is_active AND deleted_at IS NULL
+  AND account_role = ANY($3::text[]) AND email <> ''
+"""
+
+UNSENT = """
+SELECT id FROM deliveries
+WHERE handoff_id = $1 AND channel = $2 AND status IN ('pending', 'sending')
+ORDER BY recipient
+"""
+
+
+def batches(ids: list[str], size: int = EMAIL_BATCH_SIZE) -> list[list[str]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+async def fan_out(handoff_id: uuid.UUID) -> int:
+    """Write one row per recipient and hand the unsent ones to batches; returns how many."""
+    ctx = await load(handoff_id)
+    if ctx is None or ctx.intent != "escalate":
+        return 0
+    rows = await db.fetch(RECIPIENTS, ctx.account_id, ctx.handed_off_by, list(SENIOR_ROLES))
+    if not rows:
+        log.info("hand-off %s: no e-mail recipients", handoff_id)
+        return 0
+    await deliveries.ensure(ctx.account_id, handoff_id, CHANNEL, [row["email"] for row in rows])
+    unsent = [str(row["id"]) for row in await db.fetch(UNSENT, handoff_id, CHANNEL)]
+
+    def enqueue() -> None:
+        for batch in batches(unsent):
+            send_email_batch.send(str(handoff_id), batch, "escalation")
+
+    await asyncio.to_thread(enqueue)
+    log.info("hand-off %s: %d e-mail(s) in %d batch(es)", handoff_id, len(unsent), len(batches(unsent)))
+    return len(unsent)
+
+
+async def send_batch(handoff_id: uuid.UUID, delivery_ids: list[uuid.UUID], kind: MailKind) -> list[Outcome]:
+    ctx = await load(handoff_id)
+    if ctx is None:
+        return []
+    settings = get_settings()
+    return await send_rows(delivery_ids, composer(ctx, kind, settings), settings=settings)
+
+
+EMAIL_TIME_LIMIT_MS = int(
+    (EMAIL_BATCH_SIZE / SMTP_CONNECTIONS_PER_BATCH * 2 * get_settings().delivery_timeout_s + 60) * 1000
+)
+
+
+@dramatiq.actor(
+    broker=broker,
+    queue_name="notify",
+    max_retries=5,
+    min_backoff=1_000,
+    max_backoff=60_000,
+    time_limit=60_000,
+)
+async def send_escalation_emails(handoff_id: str, session_id: str | None = None) -> None:
+    """Outbox job of an escalation: the rows, then the batches that send them."""
+    await fan_out(uuid.UUID(handoff_id))
+
+
+@dramatiq.actor(
+    broker=broker,
+    queue_name="notify",
+    max_retries=MAX_ATTEMPTS + 2,
+    min_backoff=1_000,
+    max_backoff=300_000,
+    time_limit=EMAIL_TIME_LIMIT_MS,
+)
+async def send_email_batch(handoff_id: str, delivery_ids: list[str], kind: MailKind = "escalation") -> None:
+    outcomes = await send_batch(uuid.UUID(handoff_id), [uuid.UUID(i) for i in delivery_ids], kind)
+    sent = sum(outcome is Outcome.SENT for outcome in outcomes)
+    log.info("hand-off %s: %d of %d %s e-mail(s) sent now", handoff_id, sent, len(outcomes), kind)
+    deliveries.raise_if_pending(f"{kind} e-mails of hand-off {handoff_id}", outcomes)
