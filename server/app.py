@@ -37,6 +37,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "which start embedded services and keep a development secret"
         )
     configure_logging(settings)
+    # The broker and actors the outbox hands jobs to: imported now (they bind to
+    # REDIS_URL at import) rather than by the first create.
+    import actors  # noqa: F401
+
     return Litestar(
         route_handlers=ROUTES,
         lifespan=[postgres_pool, redis_client, inbox_hub],

@@ -24,7 +24,7 @@ from server.auth import UserCaller
 from server.handoffs import idempotency
 from server.handoffs.announce import announce
 from server.handoffs.bell import ring_escalation_bell
-from server.handoffs.jobs import enqueue_handoff_jobs
+from server.handoffs.jobs import enqueue_handoff_jobs, hand_over_jobs
 from server.handoffs.snapshot import build_snapshot
 from server.problems import Problem
 from server.schemas.handoffs import Assessment, HandoffCreate, HandoffOut, Person, PsaNote
@@ -100,6 +100,7 @@ class Created:
 class _Committed:
     created: Created
     events: tuple[Event, ...] = ()
+    outbox_ids: tuple[uuid.UUID, ...] = ()
 
 
 def _session_not_found() -> Problem:
@@ -231,7 +232,7 @@ async def _create_locked(
         )
     else:
         await conn.execute(PARK_SESSION, session_id, package, now)
-    await enqueue_handoff_jobs(
+    outbox_ids = await enqueue_handoff_jobs(
         conn,
         account_id=caller.account_id,
         handoff_id=handoff.id,
@@ -258,7 +259,7 @@ async def _create_locked(
             created_at=db.iso(now),
         )
     )
-    return _Committed(Created(handoff, replayed=False), tuple(events))
+    return _Committed(Created(handoff, replayed=False), tuple(events), tuple(outbox_ids))
 
 
 async def _answer_unique_violation(
@@ -321,4 +322,5 @@ async def create_handoff(
             request_fingerprint=request_fingerprint,
         )
     await announce(redis_client, caller.account_id, *committed.events)
+    await hand_over_jobs(list(committed.outbox_ids))
     return committed.created

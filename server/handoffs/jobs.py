@@ -19,6 +19,9 @@ Jobs of an escalation, one row each:
     The account's enabled Slack and Teams webhooks.
 ``send_escalation_emails``
     One e-mail per eligible senior of the account except the creator.
+``remind_handoff``
+    Sent delayed by the outbox relay, to arrive ``BATON_REMIND_AFTER_S`` after the
+    hand-off: re-notifies once and raises the priority if nobody has claimed it by then.
 
 The bell rows are not a job: they are written in the create transaction itself. A park
 leaves no job: nobody is notified of a paused session, its card is in the queue.
@@ -39,9 +42,10 @@ ASSESS_HANDOFF: Final = "assess_handoff"
 PUSH_DOCUMENTATION: Final = "push_documentation"
 NOTIFY_CHAT: Final = "notify_chat"
 SEND_ESCALATION_EMAILS: Final = "send_escalation_emails"
+REMIND_HANDOFF: Final = "remind_handoff"
 
 JOBS_BY_INTENT: dict[Intent, tuple[str, ...]] = {
-    "escalate": (ASSESS_HANDOFF, PUSH_DOCUMENTATION, NOTIFY_CHAT, SEND_ESCALATION_EMAILS),
+    "escalate": (ASSESS_HANDOFF, PUSH_DOCUMENTATION, NOTIFY_CHAT, SEND_ESCALATION_EMAILS, REMIND_HANDOFF),
     "park": (),
 }
 
@@ -49,6 +53,7 @@ INSERT_JOBS = """
 INSERT INTO outbox (id, account_id, actor_name, payload, attempts, created_at)
 SELECT gen_random_uuid(), $1, actor_name, $2::jsonb, 0, $3
 FROM unnest($4::text[]) AS actor_name
+RETURNING id
 """
 
 
@@ -60,9 +65,22 @@ async def enqueue_handoff_jobs(
     session_id: uuid.UUID,
     intent: Intent,
     now: datetime,
-) -> None:
+) -> list[uuid.UUID]:
+    """Writes the jobs; returns their outbox ids, for ``hand_over_jobs`` after commit."""
     jobs = JOBS_BY_INTENT[intent]
     if not jobs:
-        return
+        return []
     payload = db.dump_json({"handoff_id": str(handoff_id), "session_id": str(session_id)})
-    await conn.execute(INSERT_JOBS, account_id, payload, now, list(jobs))
+    rows = await conn.fetch(INSERT_JOBS, account_id, payload, now, list(jobs))
+    return [row["id"] for row in rows]
+
+
+async def hand_over_jobs(outbox_ids: list[uuid.UUID]) -> None:
+    """After commit: the jobs go to the workers now. Never raises: with Redis down the
+    jobs stay in the outbox and the workers' relay sends them once it is back."""
+    if outbox_ids:
+        # Imported here, not at the top: actors.broker binds to REDIS_URL when imported,
+        # and this module is imported before the settings are known (tests, CLI).
+        from actors.outbox import hand_over
+
+        await hand_over(outbox_ids)
