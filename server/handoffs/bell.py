@@ -15,18 +15,26 @@ from tables.enums import SENIOR_ROLES
 
 ESCALATED_KIND = "session.escalated"
 
-# One statement picks the recipients and writes their rows. $7 is the target (or NULL).
+# One statement picks the recipients, writes their rows, and records each as a ``bell``
+# delivery (sent at birth: the row is the delivery). $7 is the target (or NULL).
 INSERT_BELL_ROWS = """
-INSERT INTO app_notifications
-    (id, account_id, user_id, kind, title, body, link, handoff_id, session_id, created_at)
-SELECT gen_random_uuid(), $1, u.id, $2, $3, $4, $5, $6, $8, $9
-FROM users AS u
-WHERE u.account_id = $1
-  AND u.is_active AND u.deleted_at IS NULL
-  AND CASE
-        WHEN $7::uuid IS NOT NULL THEN u.id = $7::uuid
-        ELSE u.account_role = ANY($10::text[]) AND u.id <> $11
-      END
+WITH rung AS (
+    INSERT INTO app_notifications
+        (id, account_id, user_id, kind, title, body, link, handoff_id, session_id, created_at)
+    SELECT gen_random_uuid(), $1, u.id, $2, $3, $4, $5, $6, $8, $9
+    FROM users AS u
+    WHERE u.account_id = $1
+      AND u.is_active AND u.deleted_at IS NULL
+      AND CASE
+            WHEN $7::uuid IS NOT NULL THEN u.id = $7::uuid
+            ELSE u.account_role = ANY($10::text[]) AND u.id <> $11
+          END
+    RETURNING user_id
+)
+INSERT INTO deliveries
+    (id, account_id, handoff_id, channel, recipient, status, attempts, sent_at, created_at, updated_at)
+SELECT gen_random_uuid(), $1, $6, 'bell', user_id::text, 'sent', 1, $9, $9, $9
+FROM rung
 """
 
 
