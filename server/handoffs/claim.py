@@ -23,6 +23,7 @@ from inbox.events import HandoffClaimed
 from server import db
 from server.auth import UserCaller
 from server.handoffs.announce import announce
+from server.handoffs.briefing import request_briefing
 from server.handoffs.read import HANDOFF_COLUMNS, fetch_handoff, handoff_from_row, handoff_not_found
 from server.problems import Problem
 from server.schemas.handoffs import HandoffOut
@@ -124,4 +125,5 @@ async def claim_handoff(
                 claimed_at=db.iso(handoff.claimed_at),
             ),
         )
+        await request_briefing(handoff.id)
     return claimed
