@@ -11,6 +11,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import DefineMiddleware
 
 from server.auth import BearerAuthMiddleware
+from server.controllers.background import HandoffWorkController, NotificationController
 from server.controllers.handoffs import API_PREFIX, HandoffController
 from server.controllers.host_app import HostAppController, SessionReadController
 from server.problems import problem_response
@@ -27,7 +28,13 @@ def _on_unstorable_value(request: Request[Any, Any, Any], exc: asyncpg.DataError
 
 api_router = Router(
     path=API_PREFIX,
-    route_handlers=[HostAppController, SessionReadController, HandoffController],
+    route_handlers=[
+        HostAppController,
+        SessionReadController,
+        HandoffController,
+        HandoffWorkController,
+        NotificationController,
+    ],
     middleware=[DefineMiddleware(BearerAuthMiddleware, scopes={ScopeType.HTTP})],
     exception_handlers={asyncpg.DataError: _on_unstorable_value},
 )
