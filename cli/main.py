@@ -187,6 +187,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_config=None,
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        # Inbox frames are small JSON sent to hundreds of sockets: compressing each one
+        # per socket costs more CPU than the bytes it saves on a LAN.
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=10,
     )
     return 0
