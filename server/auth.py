@@ -48,7 +48,8 @@ class HostAppCaller:
 
 Caller = UserCaller | HostAppCaller
 
-_LOAD_USER = """
+# Public for the benchmark, which runs the same lookup.
+LOAD_USER = """
 SELECT account_id, name, account_role
 FROM users
 WHERE id = $1 AND is_active AND deleted_at IS NULL
@@ -94,7 +95,7 @@ async def caller_from_token(secret: str, token: str) -> Caller:
                 raise _unauthorized("The token's account does not exist.")
             return HostAppCaller(account_id=account_id, name=subject.removeprefix(tokens.SERVICE_PREFIX))
         user_id = _as_uuid(subject)
-        row = await conn.fetchrow(_LOAD_USER, user_id)
+        row = await conn.fetchrow(LOAD_USER, user_id)
     if row is None:
         raise _unauthorized("This user is unknown, inactive or deleted.")
     return UserCaller(account_id=row["account_id"], id=user_id, name=row["name"], role=row["account_role"])

@@ -97,7 +97,7 @@ class Created:
 
 
 @dataclass(frozen=True, slots=True)
-class _Committed:
+class Committed:
     created: Created
     events: tuple[Event, ...] = ()
     outbox_ids: tuple[uuid.UUID, ...] = ()
@@ -153,7 +153,7 @@ def _new_handoff(
     )
 
 
-async def _create_locked(
+async def create_in_transaction(
     conn: asyncpg.Connection,
     *,
     caller: UserCaller,
@@ -162,7 +162,12 @@ async def _create_locked(
     idempotency_key: str | None,
     request_fingerprint: str | None,
     bell_link: str | None,
-) -> _Committed:
+) -> Committed:
+    """Everything between BEGIN and COMMIT, on ``conn`` (which holds the transaction).
+
+    Returns the answer and the events to publish once committed. Public for the
+    benchmark, which runs these statements on a bare asyncpg pool to price the API.
+    """
     session = await conn.fetchrow(LOCK_SESSION, session_id, caller.account_id)
     if session is None:
         raise _session_not_found()
@@ -172,7 +177,7 @@ async def _create_locked(
     for row in await conn.fetch(OPEN_OR_SAME_KEY, session_id, caller.account_id, idempotency_key):
         if idempotency_key is not None and row["idempotency_key"] == idempotency_key:
             assert request_fingerprint is not None
-            return _Committed(Created(idempotency.replay(row, request_fingerprint), replayed=True))
+            return Committed(Created(idempotency.replay(row, request_fingerprint), replayed=True))
         open_handoff = row
     superseded_id = _check_transition(request.intent, session["status"], open_handoff)
 
@@ -259,7 +264,7 @@ async def _create_locked(
             created_at=db.iso(now),
         )
     )
-    return _Committed(Created(handoff, replayed=False), tuple(events), tuple(outbox_ids))
+    return Committed(Created(handoff, replayed=False), tuple(events), tuple(outbox_ids))
 
 
 async def _answer_unique_violation(
@@ -304,7 +309,7 @@ async def create_handoff(
     bell_link = f"{frontend_url.rstrip('/')}/escalations" if frontend_url else None
     try:
         async with db.transaction() as conn:
-            committed = await _create_locked(
+            committed = await create_in_transaction(
                 conn,
                 caller=caller,
                 session_id=session_id,
