@@ -52,6 +52,13 @@ def _redis_pid(data_dir: Path) -> int:
     return int((data_dir / "redis" / "redis.pid").read_text())
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _our_processes(data_dir: Path) -> list[int]:
     """Every live process whose command line or environment names this data folder."""
     found = []
@@ -128,6 +135,13 @@ def test_a_sigkilled_dev_restarts_cleanly_and_commands_share_its_services(tmp_pa
         ).stdout.strip()
         assert found == "Beside dev"
         assert http_status(f"http://127.0.0.1:{port}/ready") == 200
+
+        # A web child that dies is logged and restarted by the supervisor.
+        [web] = [pid for pid in _our_processes(data_dir) if f"serve\0--port\0{port}" in _cmdline(pid)]
+        os.kill(web, signal.SIGKILL)
+        wait_for(lambda: "restarted web-1" in log_path.read_text(), 30, "the web child to be restarted")
+        wait_for(lambda: http_status(f"http://127.0.0.1:{port}/ready") == 200, 30, "the new web child")
+        assert f"web-1 (pid {web}) exited with signal 9" in log_path.read_text()
     finally:
         second.send_signal(signal.SIGINT)
         try:
