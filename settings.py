@@ -32,7 +32,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
-    ai_model: str = "claude-sonnet-4-5"
+    ai_model: str = "claude-sonnet-4-6"  # claude-sonnet-4-5 retires on 2026-11-30
     ai_timeout_s: float = 30.0
     ai_max_retries: int = 2
 
