@@ -10,14 +10,24 @@ lifespan. JSONB arrives as ``str`` here (no codec on Piccolo's pool): decode it 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
 from piccolo.engine import engine_finder
+
+log = logging.getLogger("baton.db")
+
+T = TypeVar("T")
+
+# Postgres aborts one of two transactions that wait on each other's locks; the other
+# commits, so running the victim again from the start gives the answer it should have had.
+RETRIED_ERRORS: tuple[type[Exception], ...] = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+TRANSACTION_ATTEMPTS = 3
 
 
 def _engine() -> Any:
@@ -36,6 +46,20 @@ async def transaction() -> AsyncIterator[asyncpg.Connection]:
     """
     async with _engine().transaction(allow_nested=False) as txn:
         yield txn.connection
+
+
+async def in_transaction(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """``work(conn)`` in one transaction, run again when Postgres chose it as a deadlock
+    (or serialization) victim. ``work`` must have no effect outside the database."""
+    for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+        try:
+            async with transaction() as conn:
+                return await work(conn)
+        except RETRIED_ERRORS as exc:
+            if attempt == TRANSACTION_ATTEMPTS:
+                raise
+            log.info("transaction aborted by Postgres (%s); running it again", type(exc).__name__)
+    raise AssertionError("unreachable")
 
 
 @asynccontextmanager

@@ -13,6 +13,7 @@ Losers then read the row once to learn why: their own hand-off (403), already th
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -57,9 +58,12 @@ LEFT JOIN users AS claimer ON claimer.id = h.claimed_by
 WHERE h.id = $1 AND h.account_id = $2
 """
 
+log = logging.getLogger("baton.handoffs")
+
 OWN_HANDOFF = "Cannot claim your own handoff"
-# The row can change between the failed UPDATE and the read (a release in between):
-# then the claim is simply tried again, a bounded number of times.
+# The row can change between the failed UPDATE and the read (a release in between), or
+# the UPDATE can lose a deadlock: then the claim is simply tried again, a bounded number
+# of times.
 CLAIM_ATTEMPTS = 3
 
 
@@ -70,7 +74,14 @@ class Claimed:
 
 
 async def _try_claim(conn: asyncpg.Connection, caller: UserCaller, handoff_id: uuid.UUID) -> Claimed | None:
-    row = await conn.fetchrow(CLAIM, handoff_id, caller.account_id, caller.id)
+    try:
+        row = await conn.fetchrow(CLAIM, handoff_id, caller.account_id, caller.id)
+    except db.RETRIED_ERRORS as exc:
+        # A deadlock victim: escalating a parked session locks the session, then its park;
+        # this statement locks them the other way round. Postgres rolled the statement
+        # back; the next attempt sees what the escalation did.
+        log.info("claim of %s aborted by Postgres (%s); trying again", handoff_id, type(exc).__name__)
+        return None
     if row is not None:
         handoff = handoff_from_row(
             row, handed_off_by_name=row["handed_off_by_name"], claimed_by_name=caller.name

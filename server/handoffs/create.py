@@ -308,8 +308,10 @@ async def create_handoff(
     )
     bell_link = f"{frontend_url.rstrip('/')}/escalations" if frontend_url else None
     try:
-        async with db.transaction() as conn:
-            committed = await create_in_transaction(
+        # Retried as a deadlock victim: escalating a parked session locks the session,
+        # then its park; claiming that park locks them the other way round.
+        committed = await db.in_transaction(
+            lambda conn: create_in_transaction(
                 conn,
                 caller=caller,
                 session_id=session_id,
@@ -318,6 +320,7 @@ async def create_handoff(
                 request_fingerprint=request_fingerprint,
                 bell_link=bell_link,
             )
+        )
     except asyncpg.UniqueViolationError as exc:
         return await _answer_unique_violation(
             exc,

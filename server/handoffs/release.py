@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 import redis.asyncio
 
 from inbox.events import HandoffReleased
@@ -28,7 +29,13 @@ WHERE id = $1 AND account_id = $2
 FOR UPDATE
 """
 
-OTHER_OPEN = "SELECT id FROM session_handoffs WHERE session_id = $1 AND state = 'open'"
+# The open hand-off of the same session, if any (a session has at most one).
+OPEN_SIBLING = """
+SELECT sibling.id
+FROM session_handoffs AS mine
+JOIN session_handoffs AS sibling ON sibling.session_id = mine.session_id AND sibling.state = 'open'
+WHERE mine.id = $1 AND mine.account_id = $2
+"""
 
 REOPEN = """
 UPDATE session_handoffs
@@ -44,33 +51,49 @@ WHERE id = $1 AND status = 'active'
 """
 
 
+async def _release(conn: asyncpg.Connection, caller: UserCaller, handoff_id: uuid.UUID) -> HandoffOut:
+    row = await conn.fetchrow(LOCK_HANDOFF, handoff_id, caller.account_id)
+    if row is None:
+        raise handoff_not_found()
+    if row["state"] != "claimed":
+        raise Problem(409, f"Only a claimed hand-off can be released; this one is {row['state']}.")
+    if row["claimed_by"] != caller.id and caller.role not in RELEASE_ANY_ROLES:
+        raise Problem(403, "Only whoever claimed this hand-off, or an owner or admin, can release it.")
+    other_open = await conn.fetchval(OPEN_SIBLING, handoff_id, caller.account_id)
+    if other_open is not None:
+        raise _newer_open_handoff(other_open)
+    await conn.execute(REOPEN, handoff_id)
+    await conn.execute(
+        RESTORE_SESSION,
+        row["session_id"],
+        row["pre_claim_session_status"] or "active",
+        row["target_user_id"],
+    )
+    handoff = await fetch_handoff(conn, caller.account_id, handoff_id)
+    assert handoff is not None
+    return handoff
+
+
+def _newer_open_handoff(open_handoff_id: uuid.UUID) -> Problem:
+    return Problem(
+        409,
+        "The session has a newer open hand-off; this one cannot be reopened.",
+        open_handoff_id=str(open_handoff_id),
+    )
+
+
 async def release_handoff(
     *, caller: UserCaller, handoff_id: uuid.UUID, redis_client: redis.asyncio.Redis
 ) -> HandoffOut:
-    async with db.transaction() as conn:
-        row = await conn.fetchrow(LOCK_HANDOFF, handoff_id, caller.account_id)
-        if row is None:
-            raise handoff_not_found()
-        if row["state"] != "claimed":
-            raise Problem(409, f"Only a claimed hand-off can be released; this one is {row['state']}.")
-        if row["claimed_by"] != caller.id and caller.role not in RELEASE_ANY_ROLES:
-            raise Problem(403, "Only whoever claimed this hand-off, or an owner or admin, can release it.")
-        other_open = await conn.fetchval(OTHER_OPEN, row["session_id"])
-        if other_open is not None:
-            raise Problem(
-                409,
-                "The session has a newer open hand-off; this one cannot be reopened.",
-                open_handoff_id=str(other_open),
-            )
-        await conn.execute(REOPEN, handoff_id)
-        await conn.execute(
-            RESTORE_SESSION,
-            row["session_id"],
-            row["pre_claim_session_status"] or "active",
-            row["target_user_id"],
-        )
-        handoff = await fetch_handoff(conn, caller.account_id, handoff_id)
-    assert handoff is not None
+    try:
+        handoff = await db.in_transaction(lambda conn: _release(conn, caller, handoff_id))
+    except asyncpg.UniqueViolationError:
+        # A create committed a new open hand-off between our check and our reopen.
+        async with db.connection() as conn:
+            other_open = await conn.fetchval(OPEN_SIBLING, handoff_id, caller.account_id)
+        if other_open is None:
+            raise
+        raise _newer_open_handoff(other_open) from None
     await announce(
         redis_client,
         caller.account_id,

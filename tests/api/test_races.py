@@ -157,3 +157,34 @@ async def test_ten_concurrent_creates_without_a_key_make_one_handoff(
 
     assert sorted(status for status, _ in answers) == [201] + [409] * (CONCURRENT_CREATES - 1)
     assert await db.fetchval("SELECT count(*) FROM session_handoffs") == 1
+
+
+async def test_escalating_a_parked_session_while_its_park_is_being_claimed_never_fails(
+    replicas: TwoReplicas, db: asyncpg.Connection
+) -> None:
+    acme = replicas.tenant
+    tech = await acme.user()
+    claimers = [await acme.user("engineer") for _ in range(CONCURRENT_CREATES)]
+
+    for _ in range(ROUNDS):
+        session_id = await acme.session(tech)
+        park_id = (await acme.handed_off(tech, session_id, "park"))["id"]
+
+        escalation, *claims = await asyncio.gather(
+            replicas.post(0, f"/sessions/{session_id}/handoffs", tech.headers, {"intent": "escalate"}),
+            *(replicas.post(i, f"/handoffs/{park_id}/claim", c.headers) for i, c in enumerate(claimers, 1)),
+        )
+
+        # Either the escalation superseded the park (every claim is refused), or a claim won
+        # the park first and the escalation then escalated the session it had made active.
+        assert escalation[0] == 201, escalation
+        claim_statuses = sorted(status for status, _ in claims)
+        assert claim_statuses in ([409] * len(claims), [200] + [409] * (len(claims) - 1)), claims
+        park_state = await db.fetchval("SELECT state FROM session_handoffs WHERE id = $1", uuid.UUID(park_id))
+        assert park_state == ("claimed" if claim_statuses[0] == 200 else "superseded")
+        assert (
+            await db.fetchval(
+                "SELECT count(*) FROM session_handoffs WHERE session_id = $1 AND state = 'open'", session_id
+            )
+            == 1
+        )
