@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from settings import Settings, get_settings
@@ -56,7 +57,9 @@ def _base_url(settings: Settings) -> str | None:
     return url
 
 
-_clients: dict[int, anthropic.AsyncAnthropic] = {}
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anthropic.AsyncAnthropic] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def client() -> anthropic.AsyncAnthropic:
@@ -66,8 +69,8 @@ def client() -> anthropic.AsyncAnthropic:
     settings = get_settings()
     if not settings.anthropic_api_key:
         raise AiError("ANTHROPIC_API_KEY is not set")
-    loop_id = id(asyncio.get_running_loop())
-    found = _clients.get(loop_id)
+    loop = asyncio.get_running_loop()
+    found = _clients.get(loop)
     if found is None:
         found = anthropic.AsyncAnthropic(
             api_key=settings.anthropic_api_key,
@@ -75,7 +78,7 @@ def client() -> anthropic.AsyncAnthropic:
             max_retries=settings.ai_max_retries,
             timeout=settings.ai_timeout_s,
         )
-        _clients[loop_id] = found
+        _clients[loop] = found
     return found
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+import weakref
 
 import redis.asyncio
 
@@ -24,13 +25,15 @@ PUBLISHED_MARK_KEY = "baton:published:{handoff_id}:{event_type}"
 PUBLISHED_MARK_TTL_S = 7 * 24 * 3600
 REDIS_SOCKET_TIMEOUT_S = 5.0
 
-_clients: dict[int, redis.asyncio.Redis] = {}
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def redis_client() -> redis.asyncio.Redis:
     """One async Redis client per event loop (a client is bound to the loop that made it)."""
     loop = asyncio.get_running_loop()
-    client = _clients.get(id(loop))
+    client = _clients.get(loop)
     if client is None:
         url = get_settings().redis_url
         if not url:
@@ -38,7 +41,7 @@ def redis_client() -> redis.asyncio.Redis:
         client = redis.asyncio.Redis.from_url(
             url, socket_connect_timeout=REDIS_SOCKET_TIMEOUT_S, socket_timeout=REDIS_SOCKET_TIMEOUT_S
         )
-        _clients[id(loop)] = client
+        _clients[loop] = client
     return client
 
 

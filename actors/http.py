@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 import httpx
 
@@ -11,7 +12,10 @@ from settings import get_settings
 USER_AGENT = "Baton/1.0 (+escalation hand-offs)"
 MAX_CONNECTIONS = 50
 
-_clients: dict[int, httpx.AsyncClient] = {}
+# Weak: a loop that is gone (a finished test, say) takes its client with it.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def http_client() -> httpx.AsyncClient:
@@ -20,8 +24,8 @@ def http_client() -> httpx.AsyncClient:
     No redirects: a webhook or PSA URL that redirects is misconfigured, and following it
     would send credentials somewhere nobody chose.
     """
-    loop_id = id(asyncio.get_running_loop())
-    client = _clients.get(loop_id)
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
     if client is None or client.is_closed:
         client = httpx.AsyncClient(
             timeout=get_settings().delivery_timeout_s,
@@ -29,7 +33,7 @@ def http_client() -> httpx.AsyncClient:
             headers={"User-Agent": USER_AGENT},
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS),
         )
-        _clients[loop_id] = client
+        _clients[loop] = client
     return client
 
 
