@@ -24,6 +24,7 @@ from actors.broker import broker
 from actors.context import MESSAGE_MAX_CHARS, HandoffContext, load, message_lines, step_lines
 from actors.events import publish_once
 from actors.psa.push import push_documentation
+from actors.slots import AI, SLOW_ACTOR_PRIORITY, in_slot
 from inbox import HandoffAssessmentReady
 
 log = logging.getLogger("baton.actors.assessment")
@@ -257,6 +258,7 @@ ASSESS_TIME_LIMIT_MS = int((call_budget_s() + 30) * 1000)
 @dramatiq.actor(
     broker=broker,
     queue_name="ai",
+    priority=SLOW_ACTOR_PRIORITY,
     max_retries=5,
     min_backoff=1_000,
     max_backoff=60_000,
@@ -265,4 +267,8 @@ ASSESS_TIME_LIMIT_MS = int((call_budget_s() + 30) * 1000)
 async def assess_handoff(handoff_id: str, session_id: str | None = None) -> None:
     """Outbox job of an escalation. AI failures end as ``failed`` (the SDK already retried);
     what is retried here is the rest: Postgres or Redis unreachable, a killed worker."""
-    await run(uuid.UUID(handoff_id))
+    hid = uuid.UUID(handoff_id)
+    if not ai_configured():
+        await run(hid)
+        return
+    await in_slot(AI, assess_handoff, {"handoff_id": handoff_id, "session_id": session_id}, lambda: run(hid))

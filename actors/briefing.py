@@ -20,6 +20,7 @@ from actors.ai_client import AiError, ai_configured, as_data_block, call_budget_
 from actors.broker import broker
 from actors.context import HandoffContext, load, step_lines
 from actors.events import publish_once
+from actors.slots import AI, SLOW_ACTOR_PRIORITY, in_slot
 from inbox import HandoffBriefingReady
 
 log = logging.getLogger("baton.actors.briefing")
@@ -135,10 +136,15 @@ BRIEFING_TIME_LIMIT_MS = int((call_budget_s() + 30) * 1000)
 @dramatiq.actor(
     broker=broker,
     queue_name="ai",
+    priority=SLOW_ACTOR_PRIORITY,
     max_retries=5,
     min_backoff=1_000,
     max_backoff=60_000,
     time_limit=BRIEFING_TIME_LIMIT_MS,
 )
 async def generate_briefing(handoff_id: str) -> None:
-    await run(uuid.UUID(handoff_id))
+    hid = uuid.UUID(handoff_id)
+    if not ai_configured():
+        await run(hid)
+        return
+    await in_slot(AI, generate_briefing, {"handoff_id": handoff_id}, lambda: run(hid))

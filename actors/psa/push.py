@@ -31,6 +31,7 @@ from actors.documentation import Documentation, note_marker, render
 from actors.http import http_client
 from actors.psa import ADAPTERS
 from actors.psa.base import Note, PsaConnectionInfo
+from actors.slots import PSA, SLOW_ACTOR_PRIORITY, in_slot
 from settings import get_settings
 
 log = logging.getLogger("baton.actors.psa")
@@ -201,6 +202,7 @@ PUSH_TIME_LIMIT_MS = int((6 * get_settings().delivery_timeout_s + 30) * 1000)
 @dramatiq.actor(
     broker=broker,
     queue_name="psa",
+    priority=SLOW_ACTOR_PRIORITY,
     max_retries=MAX_ATTEMPTS + 2,
     min_backoff=1_000,
     max_backoff=300_000,
@@ -224,7 +226,14 @@ async def push_documentation(handoff_id: str, session_id: str | None = None) -> 
                 push_documentation.send_with_options, args=(handoff_id,), delay=int(remaining_s * 1000)
             )
             return
-    result, outcome, _ = await push(hid)
-    if outcome is not None:
-        log.info("hand-off %s: PSA push %s (%s)", hid, result.psa_push_status, outcome.value)
-        deliveries.raise_if_pending(f"PSA note of hand-off {hid}", [outcome])
+    if not ctx.psa_ticket_id:
+        await push(hid)  # records no_psa; nothing leaves the building
+        return
+
+    async def push_once() -> None:
+        result, outcome, _ = await push(hid)
+        if outcome is not None:
+            log.info("hand-off %s: PSA push %s (%s)", hid, result.psa_push_status, outcome.value)
+            deliveries.raise_if_pending(f"PSA note of hand-off {hid}", [outcome])
+
+    await in_slot(PSA, push_documentation, {"handoff_id": handoff_id, "session_id": session_id}, push_once)
