@@ -72,7 +72,10 @@ async def test_a_slow_flaky_garbage_or_hostile_ai_ends_failed_or_normalised_and_
     ids = [slow, flaky, garbage, hostile, fenced]
     before = {handoff_id: await _untouched(db, handoff_id) for handoff_id in ids}
 
-    worker = baton.worker(env=worker_env(ai.env(), BATON_AI_TIMEOUT_S="1", BATON_AI_MAX_RETRIES="3"))
+    # 8 threads: two AI slots (actors.slots), so the slow one does not hold up the rest.
+    worker = baton.worker(
+        env=worker_env(ai.env(), BATON_AI_TIMEOUT_S="1", BATON_AI_MAX_RETRIES="3"), threads=8
+    )
 
     async def all_done() -> dict[str, str] | None:
         rows = await db.fetch(
