@@ -127,7 +127,8 @@ async def _relay(rows_sql: str, *args: Any) -> int:
         sent, error = await asyncio.to_thread(_enqueue, rows, settings)
         if sent:
             await conn.execute(MARK_SENT, sent)
-        unsent = [row["id"] for row in rows if row["id"] not in set(sent)]
+        done = set(sent)
+        unsent = [row["id"] for row in rows if row["id"] not in done]
         if unsent:
             await conn.execute(COUNT_ATTEMPT, unsent)
     if error:
