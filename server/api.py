@@ -14,6 +14,7 @@ from server.auth import BearerAuthMiddleware
 from server.controllers.background import HandoffWorkController, NotificationController
 from server.controllers.handoffs import API_PREFIX, HandoffController
 from server.controllers.host_app import HostAppController, SessionReadController
+from server.controllers.inbox_page import InboxPageController
 from server.problems import problem_response
 
 log = logging.getLogger("baton.server")
@@ -34,6 +35,7 @@ api_router = Router(
         HandoffController,
         HandoffWorkController,
         NotificationController,
+        InboxPageController,
     ],
     middleware=[DefineMiddleware(BearerAuthMiddleware, scopes={ScopeType.HTTP})],
     exception_handlers={asyncpg.DataError: _on_unstorable_value},
