@@ -6,6 +6,7 @@ from typing import Any
 
 from server.api import api_router
 from server.health import health, ready
+from server.inbox_page import INBOX_PAGE_ROUTES
 from server.inbox_socket import inbox_socket
 
-ROUTES: list[Any] = [health, ready, api_router, inbox_socket]
+ROUTES: list[Any] = [health, ready, api_router, inbox_socket, *INBOX_PAGE_ROUTES]

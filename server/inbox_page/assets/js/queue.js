@@ -1,0 +1,195 @@
+// The queue on screen: open hand-offs, urgent first, kept in step with the live events.
+// Cards render at once from what the queue (or the event) says; the rest (who handed it
+// off, the assessment, the PSA ticket) is fetched when a card comes near the viewport.
+import { cardBody } from "./cards.js";
+import { byId, el, limiter, parseTime, reducedMotion, replaceKeepingFocus } from "./dom.js";
+
+const PAGE_SIZE = 50;
+const DETAIL_REQUESTS_AT_ONCE = 4;
+const TAKEN_NOTICE_MS = 1200; // how long "Picked up by …" shows before the card goes
+const LEAVE_ANIMATION_MS = 260;
+
+const PRIORITY_RANK = { urgent: 0, high: 1, normal: 2, low: 3 };
+
+// Urgent work first whatever its age, then newest first (the API's queue order), so a
+// new card slides in at the top of its priority.
+function screenOrder(a, b) {
+  const byPriority = (PRIORITY_RANK[a.priority] ?? 9) - (PRIORITY_RANK[b.priority] ?? 9);
+  if (byPriority !== 0) return byPriority;
+  const byTime = parseTime(b.created_at) - parseTime(a.created_at);
+  return byTime !== 0 ? byTime : b.handoff_id.localeCompare(a.handoff_id);
+}
+
+export class Queue {
+  constructor({ api, me, onPickUp, onRetry, onChange }) {
+    this.api = api;
+    this.me = me;
+    this.actions = { me, onPickUp, onRetry };
+    this.onChange = onChange;
+    this.cards = new Map(); // handoff id -> {item, handoff, session, busy, node, stale}
+    this.list = byId("cards");
+    this.nextCursor = null;
+    this.fetchDetail = limiter(DETAIL_REQUESTS_AT_ONCE);
+    this.observer = new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (entry.isIntersecting) this.loadDetails(entry.target.dataset.handoffId);
+      }
+    }, { rootMargin: "600px 0px" });
+    byId("queue-more").addEventListener("click", () => this.loadMore());
+  }
+
+  has(id) {
+    return this.cards.has(id);
+  }
+
+  // The first page, reconciled with what is on screen: gone cards leave, new ones come,
+  // and the ones kept refetch their details (events about them may have been missed).
+  async load() {
+    const { data } = await this.api(`/queue?limit=${PAGE_SIZE}`);
+    const fresh = new Set(data.items.map((item) => item.handoff_id));
+    for (const id of [...this.cards.keys()]) {
+      if (!fresh.has(id)) this.remove(id, { quietly: true });
+    }
+    for (const item of data.items) {
+      const card = this.cards.get(item.handoff_id);
+      if (card) {
+        card.item = item;
+        card.stale = true;
+        this.render(card);
+      } else {
+        this.add(item);
+      }
+    }
+    this.nextCursor = data.next_cursor;
+    this.loaded();
+  }
+
+  async loadMore() {
+    if (!this.nextCursor) return;
+    const { data } = await this.api(`/queue?limit=${PAGE_SIZE}&cursor=${encodeURIComponent(this.nextCursor)}`);
+    for (const item of data.items) if (!this.cards.has(item.handoff_id)) this.add(item);
+    this.nextCursor = data.next_cursor;
+    this.loaded();
+  }
+
+  loaded() {
+    byId("queue-loading").hidden = true;
+    byId("queue-more").hidden = !this.nextCursor;
+    this.changed();
+  }
+
+  add(item, { live = false, handoff = null } = {}) {
+    if (this.cards.has(item.handoff_id)) return;
+    const node = el("li", { class: "card", tabindex: "-1", dataset: { handoffId: item.handoff_id } });
+    const card = { item, handoff, session: null, busy: false, node, stale: !handoff };
+    this.cards.set(item.handoff_id, card);
+    this.render(card);
+    this.place(card);
+    if (live && !reducedMotion()) {
+      node.classList.add("arriving");
+      node.addEventListener("animationend", () => node.classList.remove("arriving"), { once: true });
+    }
+    this.observer.observe(node);
+    this.changed();
+  }
+
+  place(card) {
+    const before = [...this.cards.values()]
+      .filter((other) => other !== card && other.node.isConnected)
+      .sort((a, b) => screenOrder(a.item, b.item))
+      .find((other) => screenOrder(card.item, other.item) < 0);
+    this.list.insertBefore(card.node, before ? before.node : null);
+  }
+
+  // takenBy: the name of whoever picked it up, shown for a moment before the card goes.
+  remove(id, { takenBy = null, quietly = false } = {}) {
+    const card = this.cards.get(id);
+    if (!card) return;
+    this.cards.delete(id);
+    this.observer.unobserve(card.node);
+    card.leaving = true;
+    const hadFocus = card.node.contains(document.activeElement);
+    const next = card.node.nextElementSibling || card.node.previousElementSibling;
+    const gone = () => {
+      card.node.remove();
+      if (hadFocus) (next && next.isConnected ? next : byId("queue")).focus();
+    };
+    this.changed();
+    if (quietly || reducedMotion()) {
+      gone();
+      return;
+    }
+    if (takenBy) {
+      card.node.classList.add("taken");
+      card.node.append(el("p", { class: "taken-notice" }, `Picked up by ${takenBy}`));
+      card.node.querySelectorAll("button").forEach((button) => { button.disabled = true; });
+    }
+    setTimeout(() => {
+      card.node.style.height = `${card.node.offsetHeight}px`;
+      card.node.classList.add("leaving");
+      requestAnimationFrame(() => { card.node.style.height = "0px"; });
+      setTimeout(gone, LEAVE_ANIMATION_MS);
+    }, takenBy ? TAKEN_NOTICE_MS : 0);
+  }
+
+  setBusy(id, busy) {
+    const card = this.cards.get(id);
+    if (!card) return;
+    card.busy = busy;
+    this.render(card);
+  }
+
+  card(id) {
+    return this.cards.get(id) ?? null;
+  }
+
+  async loadDetails(id, { force = false } = {}) {
+    const card = this.cards.get(id);
+    if (!card || card.loading || (!card.stale && !force)) return;
+    card.loading = true;
+    try {
+      const [handoff, session] = await this.fetchDetail(() => Promise.all([
+        this.api(`/handoffs/${id}`),
+        card.session ? Promise.resolve({ data: card.session }) : this.api(`/sessions/${card.item.session_id}`),
+      ]));
+      card.handoff = handoff.data;
+      card.session = session.data;
+      // A card that arrived as an event lacks the domain; the snapshot has it.
+      card.item.problem_domain ??= card.handoff.snapshot?.problem_domain ?? null;
+      card.stale = false;
+      if (this.cards.get(id) !== card) return;
+      this.render(card);
+      // The reminder raises an unclaimed escalation's priority; no event says so.
+      if (card.item.priority !== card.handoff.priority) {
+        card.item.priority = card.handoff.priority;
+        this.render(card);
+        this.place(card);
+      }
+    } catch {
+      // Left stale: the next time it scrolls into view, or the next event, tries again.
+    } finally {
+      card.loading = false;
+    }
+  }
+
+  // An event said the hand-off changed (its assessment, say): fetch it again now.
+  refresh(id) {
+    const card = this.cards.get(id);
+    if (!card) return;
+    card.stale = true;
+    this.loadDetails(id, { force: true });
+  }
+
+  render(card) {
+    card.node.dataset.priority = card.item.priority;
+    card.node.dataset.intent = card.item.intent;
+    replaceKeepingFocus(card.node, cardBody(card, this.actions));
+  }
+
+  changed() {
+    const count = this.cards.size;
+    byId("queue-count").textContent = count === 1 ? "1 open" : `${count} open`;
+    byId("queue-empty").hidden = count > 0 || !byId("queue-loading").hidden;
+    this.onChange?.(count);
+  }
+}
