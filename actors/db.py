@@ -26,6 +26,11 @@ def _engine() -> Any:
     return engine
 
 
+def pool_running() -> bool:
+    engine: Any = engine_finder()
+    return engine is not None and engine.pool is not None
+
+
 @asynccontextmanager
 async def transaction() -> AsyncIterator[asyncpg.Connection]:
     """One transaction on one pooled connection; committed on exit, rolled back on error."""

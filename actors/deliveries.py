@@ -28,12 +28,18 @@ means per channel, the at-most-once / at-least-once choice:
 from __future__ import annotations
 
 import enum
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+import dramatiq
+
 from actors import db
+from actors.metrics import count_delivery
 from settings import get_settings
+
+log = logging.getLogger("baton.deliveries")
 
 LAST_ERROR_MAX_CHARS = 500
 INTERRUPTED_PREFIX = "interrupted: "
@@ -66,6 +72,7 @@ class Claim:
     recipient: str
     attempts: int
     interrupted: bool  # a crashed attempt held this row before us
+    channel: str = ""
 
 
 def stale_after_s() -> float:
@@ -115,7 +122,7 @@ SET status = 'sending',
 WHERE id = $1
   AND (status = 'pending'
        OR (status = 'sending' AND updated_at < now() - make_interval(secs => $2)))
-RETURNING id, recipient, attempts, last_error = '{INTERRUPTED_NOTE}' AS interrupted
+RETURNING id, channel, recipient, attempts, last_error = '{INTERRUPTED_NOTE}' AS interrupted
 """
 
 STATUS = "SELECT status FROM deliveries WHERE id = $1"
@@ -126,7 +133,9 @@ async def claim(delivery_id: uuid.UUID) -> Claim | Outcome:
     async with db.connection() as conn:
         row = await conn.fetchrow(CLAIM, delivery_id, stale_after_s())
         if row is not None:
-            return Claim(row["id"], row["recipient"], row["attempts"], bool(row["interrupted"]))
+            return Claim(
+                row["id"], row["recipient"], row["attempts"], bool(row["interrupted"]), row["channel"]
+            )
         status = await conn.fetchval(STATUS, delivery_id)
     if status == "sent":
         return Outcome.ALREADY_SENT
@@ -183,21 +192,31 @@ async def deliver(
     claimed = await claim(delivery_id)
     if isinstance(claimed, Outcome):
         return claimed
+    outcome = await _send_claimed(claimed, send, max_attempts=max_attempts)
+    count_delivery(claimed.channel, outcome.value)
+    return outcome
+
+
+async def _send_claimed(
+    claimed: Claim, send: Callable[[Claim], Awaitable[object]], *, max_attempts: int
+) -> Outcome:
     try:
         await send(claimed)
     except SendError as exc:
         if exc.permanent:
-            await mark_failed(delivery_id, exc)
+            await mark_failed(claimed.id, exc)
             return Outcome.FAILED
-        return await mark_retry(delivery_id, exc, max_attempts=max_attempts)
+        return await mark_retry(claimed.id, exc, max_attempts=max_attempts)
     except Exception as exc:
-        return await mark_retry(delivery_id, exc, max_attempts=max_attempts)
-    await mark_sent(delivery_id)
+        return await mark_retry(claimed.id, exc, max_attempts=max_attempts)
+    await mark_sent(claimed.id)
     return Outcome.SENT
 
 
-class DeliveriesPending(Exception):
-    """Some sends of a message failed for now or are held elsewhere: Dramatiq retries it."""
+class DeliveriesPending(dramatiq.Retry):
+    """Some sends of a message failed for now or are held elsewhere: Dramatiq retries it
+    with the actor's backoff. A ``Retry``, so the expected case is a warning line of ours
+    rather than Dramatiq's error traceback; ``last_error`` on each row says why."""
 
     def __init__(self, what: str, outcomes: Iterable[Outcome]) -> None:
         counts: dict[str, int] = {}
@@ -209,4 +228,6 @@ class DeliveriesPending(Exception):
 
 def raise_if_pending(what: str, outcomes: list[Outcome]) -> None:
     if any(outcome.needs_retry for outcome in outcomes):
-        raise DeliveriesPending(what, outcomes)
+        pending = DeliveriesPending(what, outcomes)
+        log.warning("%s; retrying with backoff", pending)
+        raise pending

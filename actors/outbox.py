@@ -46,6 +46,7 @@ RELAY_BATCH_ROWS = 200
 KEEP_SENT_S = 24 * 3600
 PRUNE_INTERVAL_S = 600.0
 ERROR_BACKOFF_MAX_S = 30.0
+POOL_WAIT_POLL_S = 0.1
 
 # Seconds after the row's creation at which the job should run.
 JOB_DELAYS_S: dict[str, Callable[[Settings], float]] = {
@@ -164,6 +165,12 @@ async def relay_forever(stop: asyncio.Event) -> None:
     failures = 0
     loop = asyncio.get_running_loop()
     while not stop.is_set():
+        if not db.pool_running():
+            # Dramatiq runs after_worker_boot hooks last-added first: this loop can start
+            # before PiccoloPool has opened the pool.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=POOL_WAIT_POLL_S)
+            continue
         try:
             sent = await relay_due()
             while sent == RELAY_BATCH_ROWS and not stop.is_set():
