@@ -130,7 +130,9 @@ async def run(handoff_id: uuid.UUID) -> str | None:
     return "ready"
 
 
-BRIEFING_TIME_LIMIT_MS = int((call_budget_s() + 30) * 1000)
+# The AI budget, plus room for Postgres and Redis.
+TIME_LIMIT_MARGIN_S = 30
+BRIEFING_TIME_LIMIT_MS = int((call_budget_s() + TIME_LIMIT_MARGIN_S) * 1000)
 
 
 @dramatiq.actor(

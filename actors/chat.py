@@ -151,7 +151,10 @@ async def notify(handoff_id: uuid.UUID) -> list[Outcome]:
     return list(await asyncio.gather(*jobs))
 
 
-CHAT_TIME_LIMIT_MS = int((2 * get_settings().delivery_timeout_s + 30) * 1000)
+# The webhooks are posted concurrently: two send timeouts, plus room for Postgres.
+SENDS_PER_RUN_MAX = 2
+TIME_LIMIT_MARGIN_S = 30
+CHAT_TIME_LIMIT_MS = int((SENDS_PER_RUN_MAX * get_settings().delivery_timeout_s + TIME_LIMIT_MARGIN_S) * 1000)
 
 
 @dramatiq.actor(

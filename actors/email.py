@@ -345,8 +345,16 @@ async def send_batch(handoff_id: uuid.UUID, delivery_ids: list[uuid.UUID], kind:
     return await send_rows(delivery_ids, composer(ctx, kind, settings), settings=settings)
 
 
+# Each connection sends its share of the batch, each send (claim, SMTP, mark) within two
+# send timeouts at worst; plus room for Postgres.
+TIME_LIMIT_MARGIN_S = 60
+FAN_OUT_TIME_LIMIT_MS = 60_000
 EMAIL_TIME_LIMIT_MS = int(
-    (EMAIL_BATCH_SIZE / SMTP_CONNECTIONS_PER_BATCH * 2 * get_settings().delivery_timeout_s + 60) * 1000
+    (
+        EMAIL_BATCH_SIZE / SMTP_CONNECTIONS_PER_BATCH * 2 * get_settings().delivery_timeout_s
+        + TIME_LIMIT_MARGIN_S
+    )
+    * 1000
 )
 
 
@@ -356,7 +364,7 @@ EMAIL_TIME_LIMIT_MS = int(
     max_retries=5,
     min_backoff=1_000,
     max_backoff=60_000,
-    time_limit=60_000,
+    time_limit=FAN_OUT_TIME_LIMIT_MS,
 )
 async def send_escalation_emails(handoff_id: str, session_id: str | None = None) -> None:
     """Outbox job of an escalation: the rows, then the batches that send them."""

@@ -127,7 +127,12 @@ async def remind(handoff_id: uuid.UUID) -> bool:
     return reminded
 
 
-REMINDER_TIME_LIMIT_MS = int((20 * get_settings().delivery_timeout_s + 60) * 1000)
+# Reminder e-mails go out over a few connections: room for a slow server, plus Postgres.
+SENDS_PER_RUN_MAX = 20
+TIME_LIMIT_MARGIN_S = 60
+REMINDER_TIME_LIMIT_MS = int(
+    (SENDS_PER_RUN_MAX * get_settings().delivery_timeout_s + TIME_LIMIT_MARGIN_S) * 1000
+)
 
 
 @dramatiq.actor(

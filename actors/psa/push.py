@@ -196,7 +196,12 @@ def assessment_deadline(ctx: HandoffContext) -> datetime:
     return ctx.created_at + timedelta(seconds=call_budget_s() + ASSESSMENT_WAIT_MARGIN_S)
 
 
-PUSH_TIME_LIMIT_MS = int((6 * get_settings().delivery_timeout_s + 30) * 1000)
+# Zone lookup, picklists, token, find, post: at most this many calls at the send timeout.
+PSA_CALLS_PER_PUSH_MAX = 6
+TIME_LIMIT_MARGIN_S = 30
+PUSH_TIME_LIMIT_MS = int(
+    (PSA_CALLS_PER_PUSH_MAX * get_settings().delivery_timeout_s + TIME_LIMIT_MARGIN_S) * 1000
+)
 
 
 @dramatiq.actor(
