@@ -11,6 +11,8 @@ import { toast } from "./toast.js";
 const TOKEN_KEY = "baton.token"; // sessionStorage: this tab only, gone when it closes
 const TICK_MS = 1000;
 const QUEUE_RETRY_MS = 3000;
+// The reminder re-notifies without an inbox event of its own: look at the bell now and then.
+const BELL_POLL_MS = 60000;
 
 const CONNECTION_LABELS = {
   connecting: "Connecting…",
@@ -218,6 +220,9 @@ function startInbox(token, me) {
   pickups.restore();
   live.start();
   setInterval(() => tickAges(), TICK_MS);
+  setInterval(() => {
+    if (document.visibilityState === "visible") bell.refresh();
+  }, BELL_POLL_MS);
 }
 
 function boot() {
