@@ -10,6 +10,7 @@ SQL on connections of the one Piccolo pool: the worker starts it on its asyncio 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,12 +19,26 @@ import asyncpg
 import msgspec
 from piccolo.engine import engine_finder
 
+POOL_WAIT_S = 30.0
+POOL_POLL_S = 0.05
 
-def _engine() -> Any:
-    engine: Any = engine_finder()
-    if engine is None or engine.pool is None:
-        raise RuntimeError("the Piccolo pool is not running in this process")
-    return engine
+
+async def _engine() -> Any:
+    """The engine, once its pool is open.
+
+    Dramatiq starts its worker threads before the ``after_worker_boot`` hook that opens
+    the pool (actors.broker.PiccoloPool) has run, so the first messages of a fresh
+    worker may arrive a moment early: they wait for the pool rather than fail.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + POOL_WAIT_S
+    while True:
+        engine: Any = engine_finder()
+        if engine is not None and engine.pool is not None:
+            return engine
+        if loop.time() > deadline:
+            raise RuntimeError(f"the Piccolo pool is not running in this process after {POOL_WAIT_S:.0f} s")
+        await asyncio.sleep(POOL_POLL_S)
 
 
 def pool_running() -> bool:
@@ -34,14 +49,16 @@ def pool_running() -> bool:
 @asynccontextmanager
 async def transaction() -> AsyncIterator[asyncpg.Connection]:
     """One transaction on one pooled connection; committed on exit, rolled back on error."""
-    async with _engine().transaction(allow_nested=False) as txn:
+    engine = await _engine()
+    async with engine.transaction(allow_nested=False) as txn:
         yield txn.connection
 
 
 @asynccontextmanager
 async def connection() -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection in autocommit: each statement is its own transaction."""
-    async with _engine().pool.acquire() as conn:
+    engine = await _engine()
+    async with engine.pool.acquire() as conn:
         yield conn
 
 

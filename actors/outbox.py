@@ -36,7 +36,7 @@ from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import Middleware
 
 from actors import db
-from actors.broker import broker
+from actors.broker import PiccoloPool, broker
 from settings import Settings, get_settings
 
 log = logging.getLogger("baton.outbox")
@@ -166,8 +166,7 @@ async def relay_forever(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         if not db.pool_running():
-            # Dramatiq runs after_worker_boot hooks last-added first: this loop can start
-            # before PiccoloPool has opened the pool.
+            # Not yet (or no longer) open: nothing to relay through.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=POOL_WAIT_POLL_S)
             continue
@@ -226,4 +225,7 @@ class OutboxRelay(Middleware):
         loop_thread.run_coroutine(halt())
 
 
-broker.add_middleware(OutboxRelay())
+# Before PiccoloPool in the list: Dramatiq runs after_worker_boot hooks last-first (the
+# pool opens, then the relay starts) and before_worker_shutdown first-first (the relay
+# stops, then the pool closes).
+broker.add_middleware(OutboxRelay(), before=PiccoloPool)
