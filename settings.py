@@ -57,6 +57,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_idle_poll_ms: int = 100
     outbox_resend_after_s: float = 5.0
 
+    # Per caller (a user, or an account's host app), shared by every replica through Redis.
+    rate_limit_writes_per_minute: int = 600
+    rate_limit_inbox_connects_per_minute: int = 120
+    # Dramatiq's Prometheus exposition port of a worker pool; 0: not exported.
+    worker_metrics_port: int = 0
+
     log_level: str = "INFO"
     log_format: str = "text"
 
@@ -84,6 +90,9 @@ ENV_NAMES: dict[str, str] = {
     "worker_maintenance_chance_per_million": "BATON_WORKER_MAINTENANCE_CHANCE_PER_MILLION",
     "worker_idle_poll_ms": "BATON_WORKER_IDLE_POLL_MS",
     "outbox_resend_after_s": "BATON_OUTBOX_RESEND_AFTER_S",
+    "rate_limit_writes_per_minute": "BATON_RATE_LIMIT_WRITES_PER_MINUTE",
+    "rate_limit_inbox_connects_per_minute": "BATON_RATE_LIMIT_INBOX_CONNECTS_PER_MINUTE",
+    "worker_metrics_port": "BATON_WORKER_METRICS_PORT",
     "log_level": "BATON_LOG_LEVEL",
     "log_format": "BATON_LOG_FORMAT",
 }
@@ -113,8 +122,13 @@ DESCRIPTIONS: dict[str, str] = {
     "also requeue the messages of dead workers.",
     "worker_idle_poll_ms": "Dramatiq: how long an idle worker blocks before polling again.",
     "outbox_resend_after_s": "Outbox rows unsent this long are re-sent by the relay.",
+    "rate_limit_writes_per_minute": "Writes (POST/PUT/PATCH/DELETE) a minute per user or host app, "
+    "with bursts as large; over it: 429 with `Retry-After`.",
+    "rate_limit_inbox_connects_per_minute": "Inbox websocket connects a minute per user; over it the "
+    "socket is closed with 4429.",
+    "worker_metrics_port": "Port of a worker pool's Prometheus metrics (`baton worker`); 0: none.",
     "log_level": "DEBUG, INFO, WARNING or ERROR.",
-    "log_format": "`text` or `json`.",
+    "log_format": "`text` (people) or `json` (one object a line, with request, account and hand-off ids).",
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -130,7 +144,10 @@ _POSITIVE = {
     "worker_idle_poll_ms",
     "outbox_resend_after_s",
     "delivery_timeout_s",
+    "rate_limit_writes_per_minute",
+    "rate_limit_inbox_connects_per_minute",
 }
+_PORTS = {"worker_metrics_port"}
 
 
 def _parse(field: str, raw: str, annotation: Any) -> Any:
@@ -152,6 +169,8 @@ def _parse(field: str, raw: str, annotation: Any) -> Any:
         raise SettingsError(f"{env}={raw!r} is not {kind}") from None
     if field in _POSITIVE and value <= 0:
         raise SettingsError(f"{env}={raw!r} must be greater than 0")
+    if field in _PORTS and not 0 <= value <= 65535:
+        raise SettingsError(f"{env}={raw!r} must be a port number (0 for none)")
     if field in _CHOICES:
         value = value.upper() if field == "log_level" else value.lower()
         if value not in _CHOICES[field]:
