@@ -199,6 +199,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from settings import get_settings
 
     _setup(args)
+    from cli.worker_metrics import export_worker_metrics_env
+
+    export_worker_metrics_env(get_settings())
     # Read by dramatiq.worker when first imported: how long an idle consumer blocks
     # before polling again (library default 1 s makes an idle worker slow to react).
     os.environ["dramatiq_worker_timeout"] = str(get_settings().worker_idle_poll_ms)  # noqa: SIM112
