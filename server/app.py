@@ -11,7 +11,10 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 
 from server.lifespan import inbox_hub, postgres_pool, redis_client
 from server.logs import configure_logging
+from server.metrics import metrics, request_metrics_middleware
 from server.problems import EXCEPTION_HANDLERS
+from server.rate_limits import limit_writes, rate_limiter
+from server.request_context import bind_caller, request_context_middleware
 from server.routes import ROUTES
 from settings import Settings, get_settings
 
@@ -42,8 +45,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     import actors  # noqa: F401
 
     return Litestar(
-        route_handlers=ROUTES,
-        lifespan=[postgres_pool, redis_client, inbox_hub],
+        route_handlers=[*ROUTES, metrics],
+        lifespan=[postgres_pool, redis_client, rate_limiter, inbox_hub],
+        # Outermost first: the request id is bound before anything logs, and the timing
+        # includes everything below it.
+        middleware=[request_context_middleware, request_metrics_middleware],
+        before_request=bind_caller,
+        guards=[limit_writes],
         # Logging is ours (server.logs), not Litestar's default queue handler.
         logging_config=None,
         state=State({"settings": settings}),

@@ -27,9 +27,11 @@ import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
+import log_context
 from inbox import Hub, InvalidEventId, SubscriberDropped
 from server.auth import UserCaller, caller_from_token
 from server.problems import Problem
+from server.rate_limits import CLOSE_RATE_LIMITED, inbox_connect_refusal
 from settings import Settings
 
 log = logging.getLogger("baton.inbox")
@@ -118,6 +120,10 @@ async def inbox_socket(socket: WebSocket[Any, Any, Any]) -> None:
         if not _origin_allowed(socket, settings):
             raise _Refused(CLOSE_FORBIDDEN_ORIGIN, "this Origin may not open the inbox")
         account_id, user_id = await _account_of(await _token(socket), settings)
+        log_context.bind(account_id=account_id)
+        refusal = await inbox_connect_refusal(socket.app.state, user_id)
+        if refusal is not None:
+            raise _Refused(CLOSE_RATE_LIMITED, refusal)
         try:
             sub = await hub.subscribe(account_id, socket.query_params.get("since"))
         except InvalidEventId as exc:
