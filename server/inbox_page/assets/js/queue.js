@@ -1,8 +1,10 @@
 // The queue on screen: open hand-offs, urgent first, kept in step with the live events.
 // Cards render at once from what the queue (or the event) says; the rest (who handed it
 // off, the assessment, the PSA ticket) is fetched when a card comes near the viewport.
+import { failureText } from "./api.js";
 import { cardBody } from "./cards.js";
 import { byId, el, limiter, parseTime, reducedMotion, replaceKeepingFocus } from "./dom.js";
+import { toast } from "./toast.js";
 
 const PAGE_SIZE = 50;
 const DETAIL_REQUESTS_AT_ONCE = 4;
@@ -66,10 +68,14 @@ export class Queue {
 
   async loadMore() {
     if (!this.nextCursor) return;
-    const { data } = await this.api(`/queue?limit=${PAGE_SIZE}&cursor=${encodeURIComponent(this.nextCursor)}`);
-    for (const item of data.items) if (!this.cards.has(item.handoff_id)) this.add(item);
-    this.nextCursor = data.next_cursor;
-    this.loaded();
+    try {
+      const { data } = await this.api(`/queue?limit=${PAGE_SIZE}&cursor=${encodeURIComponent(this.nextCursor)}`);
+      for (const item of data.items) if (!this.cards.has(item.handoff_id)) this.add(item);
+      this.nextCursor = data.next_cursor;
+      this.loaded();
+    } catch (error) {
+      toast(`Could not load older hand-offs: ${failureText(error)}`, { kind: "error" });
+    }
   }
 
   loaded() {
@@ -107,12 +113,13 @@ export class Queue {
     if (!card) return;
     this.cards.delete(id);
     this.observer.unobserve(card.node);
-    card.leaving = true;
-    const hadFocus = card.node.contains(document.activeElement);
-    const next = card.node.nextElementSibling || card.node.previousElementSibling;
     const gone = () => {
+      // Decided now, not when the card started to leave: the keyboard may have moved on.
+      const hadFocus = card.node.contains(document.activeElement);
+      const next = [card.node.nextElementSibling, card.node.previousElementSibling]
+        .find((node) => node && !node.classList.contains("leaving") && !node.classList.contains("taken"));
       card.node.remove();
-      if (hadFocus) (next && next.isConnected ? next : byId("queue")).focus();
+      if (hadFocus) (next ?? byId("queue")).focus();
     };
     this.changed();
     if (quietly || reducedMotion()) {
