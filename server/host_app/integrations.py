@@ -44,15 +44,23 @@ RETURNING {CREATED}, id, kind, base_url, member_mapping, created_at, updated_at
 """
 
 
+def _host_of(url: str) -> str:
+    """The URL's host, or 400 for a URL that only looks like one (``https://[``)."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError as exc:
+        raise Problem(400, f"url is not a valid URL: {exc}") from None
+
+
 def _is_retired_teams_url(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
+    host = _host_of(url)
     return host == RETIRED_TEAMS_HOST or host.endswith("." + RETIRED_TEAMS_HOST)
 
 
 async def put_channel(
     account_id: uuid.UUID, channel_id: uuid.UUID, body: ChannelPut
 ) -> tuple[ChannelOut, bool]:
-    if body.kind == "teams" and _is_retired_teams_url(body.url):
+    if _is_retired_teams_url(body.url) and body.kind == "teams":
         raise Problem(422, RETIRED_TEAMS_MESSAGE)
     async with db.connection() as conn:
         row, created = await upsert_in_account(
