@@ -31,8 +31,14 @@ MEMBER_MAPPING_MAX = 2_000
 ORDER_MAX = 2**31 - 1  # an integer column
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
-Email = Annotated[str, msgspec.Meta(max_length=EMAIL_MAX, pattern=r"^[^@\s]+@[^@\s]+$")]
-Url = Annotated[str, msgspec.Meta(max_length=URL_MAX, pattern=r"^https?://[^\s/]+")]
+# Control characters are named as well as \s: Python's \s (what msgspec checks) also
+# takes \x1c-\x1f and \x85, a JSON-Schema (ECMA) client's does not, and the published
+# pattern must mean the same in both.
+_PLAIN = r"[^@\s\x00-\x1f\x7f-\x9f]"
+Email = Annotated[str, msgspec.Meta(max_length=EMAIL_MAX, pattern=rf"^{_PLAIN}+@{_PLAIN}+$")]
+# No brackets in the host: an IPv6 literal is not taken (a host name is), so every URL the
+# pattern admits is one urlsplit can read.
+Url = Annotated[str, msgspec.Meta(max_length=URL_MAX, pattern=r"^https?://[^\s/\[\]\x00-\x1f\x7f-\x9f]+")]
 ShortText = Annotated[str, msgspec.Meta(max_length=SHORT_TEXT_MAX)]
 PsaId = Annotated[str, msgspec.Meta(min_length=1, max_length=PSA_ID_MAX)]
 EngineerNotes = Annotated[str, msgspec.Meta(max_length=ENGINEER_NOTES_MAX)]
