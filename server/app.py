@@ -12,6 +12,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from server.lifespan import inbox_hub, postgres_pool, redis_client
 from server.logs import configure_logging
 from server.metrics import metrics, request_metrics_middleware
+from server.openapi_document import document_problems
 from server.problems import EXCEPTION_HANDLERS
 from server.rate_limits import limit_writes, rate_limiter
 from server.request_context import bind_caller, request_context_middleware
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[*ROUTES, metrics],
         lifespan=[postgres_pool, redis_client, rate_limiter, inbox_hub],
+        on_startup=[document_problems],
         # Outermost first: the request id is bound before anything logs, and the timing
         # includes everything below it.
         middleware=[request_context_middleware, request_metrics_middleware],
