@@ -13,7 +13,10 @@ With ``SMTP_URL`` unset (development) each message is written to
 from __future__ import annotations
 
 import asyncio
+import email.generator
+import email.policy
 import email.utils
+import io
 import logging
 import os
 import socket
@@ -91,17 +94,36 @@ def address_of(recipient: str) -> str:
     return recipient.removeprefix("email:")
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One message as sent: the envelope and the bytes (RFC 5322, CRLF line ends)."""
+
+    delivery_id: uuid.UUID
+    mail_from: str
+    to: str
+    subject: str
+    raw: bytes
+
+
+def flatten(message: EmailMessage) -> bytes:
+    buffer = io.BytesIO()
+    email.generator.BytesGenerator(buffer, policy=email.policy.SMTP).flatten(message)
+    return buffer.getvalue()
+
+
 def build_message(
-    *, delivery_id: uuid.UUID, to: str, subject: str, body: str, settings: Settings
+    *, delivery_id: uuid.UUID | str, to: str, subject: str, body: str, settings: Settings
 ) -> EmailMessage:
     message = EmailMessage()
     message["From"] = settings.mail_from
+    # To and Message-ID before anything users wrote: Composer addresses each copy by
+    # replacing the first occurrence of their stand-ins.
     message["To"] = to
-    message["Subject"] = subject
-    message["Date"] = email.utils.formatdate(localtime=False)
     domain = settings.mail_from.rpartition("@")[2] or "baton.localhost"
     # Derived from the delivery: a repeat after a crash is recognisably the same message.
     message["Message-ID"] = f"<{delivery_id}@{domain}>"
+    message["Date"] = email.utils.formatdate(localtime=False)
+    message["Subject"] = subject
     message.set_content(body)
     return message
 
@@ -172,10 +194,10 @@ class SmtpSender:
         self._smtp = smtp
         return smtp
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, outgoing: Outgoing) -> None:
         smtp = await self._connected()
         try:
-            await smtp.send_message(message)
+            await smtp.sendmail(outgoing.mail_from, [outgoing.to], outgoing.raw)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0] if exc.recipients else None
             code = refused.code if refused else 0
@@ -207,17 +229,16 @@ class FolderSender:
     def __init__(self, folder: Path) -> None:
         self._folder = folder
 
-    async def send(self, message: EmailMessage) -> None:
-        await asyncio.to_thread(self._write, message)
+    async def send(self, outgoing: Outgoing) -> None:
+        await asyncio.to_thread(self._write, outgoing)
 
-    def _write(self, message: EmailMessage) -> None:
+    def _write(self, outgoing: Outgoing) -> None:
         self._folder.mkdir(parents=True, exist_ok=True)
-        name = str(message["Message-ID"]).strip("<>").partition("@")[0]
-        path = self._folder / f"{name}.eml"
+        path = self._folder / f"{outgoing.delivery_id}.eml"
         partial = path.with_suffix(".partial")
-        partial.write_bytes(bytes(message))
+        partial.write_bytes(outgoing.raw)
         os.replace(partial, path)
-        log.info("e-mail to %s (%s) written to %s", message["To"], message["Subject"], path)
+        log.info("e-mail to %s (%s) written to %s", outgoing.to, outgoing.subject, path)
 
     async def close(self) -> None:
         return None
@@ -245,7 +266,7 @@ RETURNING status
 
 async def send_rows(
     delivery_ids: list[uuid.UUID],
-    compose: Callable[[Claim], EmailMessage],
+    compose: Callable[[Claim], Outgoing],
     *,
     settings: Settings | None = None,
 ) -> list[Outcome]:
@@ -284,17 +305,40 @@ async def send_rows(
     return outcomes
 
 
-def composer(ctx: HandoffContext, kind: MailKind, settings: Settings) -> Callable[[Claim], EmailMessage]:
-    if kind == "reminder":
-        subject, body = reminder_subject(ctx), reminder_body(ctx, settings)
-    else:
-        subject, body = escalation_subject(ctx), escalation_body(ctx, settings)
+# Stand-ins rendered into the template, then replaced per recipient: building and
+# flattening an EmailMessage costs half a millisecond, a byte replace a microsecond.
+_TO_MARK = "baton-recipient@to.invalid"
+_ID_MARK = "00000000-baton-0000-message-000000000000"
 
-    def compose(claim: Claim) -> EmailMessage:
+
+class Composer:
+    """The messages of one kind for one hand-off: rendered once, addressed per row."""
+
+    def __init__(self, *, subject: str, body: str, settings: Settings) -> None:
+        self.subject = subject
+        self.body = body
+        self.settings = settings
+        template = build_message(
+            delivery_id=_ID_MARK, to=_TO_MARK, subject=subject, body=body, settings=settings
+        )
+        self._template = flatten(template)
+
+    def __call__(self, claim: Claim) -> Outgoing:
         to = address_of(claim.recipient)
-        return build_message(delivery_id=claim.id, to=to, subject=subject, body=body, settings=settings)
+        if not (to.isascii() and to.isprintable()) or " " in to:
+            # Internationalised addresses need SMTPUTF8 end to end, which Baton does not speak.
+            raise SendError(f"address {to!r} is not plain ASCII; not sent", permanent=True)
+        raw = self._template.replace(_TO_MARK.encode(), to.encode(), 1)
+        raw = raw.replace(_ID_MARK.encode(), str(claim.id).encode(), 1)
+        return Outgoing(
+            delivery_id=claim.id, mail_from=self.settings.mail_from, to=to, subject=self.subject, raw=raw
+        )
 
-    return compose
+
+def composer(ctx: HandoffContext, kind: MailKind, settings: Settings) -> Composer:
+    if kind == "reminder":
+        return Composer(subject=reminder_subject(ctx), body=reminder_body(ctx, settings), settings=settings)
+    return Composer(subject=escalation_subject(ctx), body=escalation_body(ctx, settings), settings=settings)
 
 
 # ------------------------------------------------------------------ the fan-out

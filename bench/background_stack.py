@@ -27,6 +27,36 @@ SECRET = "bench-secret-" + "y" * 32
 START_TIMEOUT_S = 60.0
 
 
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def _children() -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            found.setdefault(parent, []).append(int(entry.name))
+    return found
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and every live process below it."""
+    children, total, todo = _children(), 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            # utime, stime, cutime, cstime: the last two count reaped children too.
+            total += sum(int(f) for f in fields[11:15]) / CLOCK_TICKS_PER_S
+        except (OSError, IndexError, ValueError):
+            pass
+        todo += children.get(current, [])
+    return total
+
+
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
     ordered = sorted(samples_ms)
 
@@ -113,6 +143,21 @@ class Stack:
 
         if not wait_until(booted, START_TIMEOUT_S):
             raise RuntimeError(f"the workers did not boot; see {self.work}")
+
+    def cpu_by_part(self) -> dict[str, float]:
+        """CPU seconds so far of each part: Postgres, Redis, each Baton process, this one."""
+        assert self.postgres is not None and self.postgres.process is not None
+        assert self.redis is not None and self.redis.process is not None
+        own = os.times()
+        parts = {
+            "postgres": cpu_s(self.postgres.process.pid),
+            "redis": cpu_s(self.redis.process.pid),
+            "bench_and_fakes": own.user + own.system,  # this process: the SMTP server and the client
+        }
+        for n, process in enumerate(self.processes):
+            name = Path(str(process.args[3] if len(process.args) > 3 else "baton")).name
+            parts[f"{name}-{n}"] = cpu_s(process.pid)
+        return parts
 
     def stop(self) -> None:
         for process in reversed(self.processes):

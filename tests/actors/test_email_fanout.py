@@ -99,3 +99,32 @@ async def test_without_smtp_url_each_email_is_written_under_the_data_folder(
 
 async def _count(smtp: FakeSmtp) -> int:
     return len(smtp.messages())
+
+
+async def test_each_copy_is_addressed_to_its_recipient_whatever_the_problem_text_says(
+    acme: Tenant, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    from actors.context import load
+    from actors.deliveries import Outcome, ensure
+    from actors.email import _ID_MARK, _TO_MARK, composer, send_rows
+
+    tech = await acme.user(name="Tess Tech")
+    hostile = f"Printer {_TO_MARK} {_ID_MARK}\r\nBcc: everyone@example.com"
+    session_id = await escalation_session(acme, tech, problem_summary=hostile)
+    handoff_id = uuid.UUID((await acme.handed_off(tech, session_id, "escalate"))["id"])
+    rows = await ensure(
+        acme.account_id, handoff_id, "email", ["a@example.com", "b@example.com", "zoë@example.com"]
+    )
+    settings = settings_with(smtp_url=None, data_dir=str(tmp_path))
+    ctx = await load(handoff_id)
+    assert ctx is not None
+
+    outcomes = await send_rows(list(rows.values()), composer(ctx, "escalation", settings), settings=settings)
+
+    assert sorted(o.value for o in outcomes) == ["failed", "sent", "sent"]  # zoë: SMTPUTF8 not spoken
+    for address in ("a@example.com", "b@example.com"):
+        text = (tmp_path / "mail" / f"{rows[address]}.eml").read_text()
+        assert f"To: {address}\r\n" in text or f"To: {address}\n" in text
+        assert f"Message-ID: <{rows[address]}@localhost>" in text
+        assert "\nBcc:" not in text
+    assert Outcome.FAILED in outcomes
