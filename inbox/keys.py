@@ -9,6 +9,10 @@
 ``baton:inbox:{<account_id>}:live``     Pub/sub channel carrying each event's frame
     ``{"id", "type", ...}``, published by the same Lua script that XADDs it.
 ``baton:inbox:*:live``                  The one pattern every hub PSUBSCRIBEs to.
+``baton:inbox:{<account_id>}:published:<name>``  String: the id of the event published
+    under that name by ``publish(..., once=name)``, kept ``ONCE_MARK_TTL_S``. Set by the
+    same script that publishes, so an event asked for twice (the web after its commit,
+    then the outbox's fallback) goes out exactly once.
 
 The braces are a Redis Cluster hash tag: an account's keys share one slot, so the publish
 script may touch both of them.
@@ -20,6 +24,7 @@ _PREFIX = "baton:inbox:{"
 _LIVE_SUFFIX = "}:live"
 
 LIVE_PATTERN = "baton:inbox:*:live"
+ONCE_MARK_TTL_S = 7 * 24 * 3600
 
 
 def stream(account_id: object) -> str:
@@ -30,6 +35,11 @@ def stream(account_id: object) -> str:
 def trimmed_marker(account_id: object) -> str:
     """Set once the account's stream has lost entries to MAXLEN."""
     return f"{_PREFIX}{account_id}}}:trimmed"
+
+
+def published_mark(account_id: object, name: str) -> str:
+    """Set once the event named ``name`` was published to the account."""
+    return f"{_PREFIX}{account_id}}}:published:{name}"
 
 
 def live_channel(account_id: object) -> str:

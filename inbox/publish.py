@@ -29,6 +29,24 @@ return id
 """
 
 
+# As PUBLISH_SCRIPT, but KEYS[3] marks the event as published: when it is already set,
+# nothing is published and the id it holds is returned. ARGV[4]: the mark's TTL (s).
+PUBLISH_ONCE_SCRIPT = """
+local done = redis.call('GET', KEYS[3])
+if done then
+  return done
+end
+local before = redis.call('XLEN', KEYS[1])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[3])
+if redis.call('XLEN', KEYS[1]) <= before then
+  redis.call('SET', KEYS[2], '1')
+end
+redis.call('PUBLISH', ARGV[1], '{"id":"' .. id .. '",' .. string.sub(ARGV[3], 2))
+redis.call('SET', KEYS[3], id, 'EX', ARGV[4])
+return id
+"""
+
+
 def _script_input(
     account_id: object, event: Event, history_max_events: int | None
 ) -> tuple[list[str], list[str | int | bytes]]:
@@ -55,13 +73,21 @@ async def publish(
     event: Event,
     *,
     history_max_events: int | None = None,
+    once: str | None = None,
 ) -> str:
     """Record and broadcast ``event`` to ``account_id``'s inboxes; returns its event id.
 
-    ``history_max_events`` defaults to ``settings.inbox_history_max_events``.
+    ``history_max_events`` defaults to ``settings.inbox_history_max_events``. With
+    ``once``, a name for this event: a second publish under the same name publishes
+    nothing and returns the first one's id.
     """
     script_keys, args = _script_input(account_id, event, history_max_events)
-    script = redis_client.register_script(PUBLISH_SCRIPT)  # EVALSHA, EVAL on NOSCRIPT
+    source = PUBLISH_SCRIPT
+    if once is not None:
+        script_keys.append(keys.published_mark(account_id, once))
+        args.append(keys.ONCE_MARK_TTL_S)
+        source = PUBLISH_ONCE_SCRIPT
+    script = redis_client.register_script(source)  # EVALSHA, EVAL on NOSCRIPT
     return _as_str(await script(keys=script_keys, args=args))
 
 
