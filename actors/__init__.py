@@ -5,6 +5,7 @@ declares its actors on ``actors.broker.broker`` explicitly, so the order is free
 web process imports it too, to hand outbox jobs to these actors by name.
 """
 
+from actors import announce as announce
 from actors import assessment as assessment
 from actors import briefing as briefing
 from actors import broker as broker

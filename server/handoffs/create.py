@@ -24,7 +24,7 @@ from server.auth import UserCaller
 from server.handoffs import idempotency
 from server.handoffs.announce import announce
 from server.handoffs.bell import ring_escalation_bell
-from server.handoffs.jobs import enqueue_handoff_jobs, hand_over_jobs
+from server.handoffs.jobs import enqueue_announcement, enqueue_handoff_jobs, hand_over_jobs
 from server.handoffs.snapshot import build_snapshot
 from server.problems import Problem
 from server.schemas.handoffs import Assessment, HandoffCreate, HandoffOut, Person, PsaNote
@@ -101,6 +101,7 @@ class Committed:
     created: Created
     events: tuple[Event, ...] = ()
     outbox_ids: tuple[uuid.UUID, ...] = ()
+    announcement_id: uuid.UUID | None = None  # of the events' fallback outbox job
 
 
 def _session_not_found() -> Problem:
@@ -264,7 +265,15 @@ async def create_in_transaction(
             created_at=db.iso(now),
         )
     )
-    return Committed(Created(handoff, replayed=False), tuple(events), tuple(outbox_ids))
+    announcement_id, announcement_outbox_id = await enqueue_announcement(
+        conn, account_id=caller.account_id, events=events, now=now
+    )
+    return Committed(
+        Created(handoff, replayed=False),
+        tuple(events),
+        (*outbox_ids, announcement_outbox_id),
+        announcement_id,
+    )
 
 
 async def _answer_unique_violation(
@@ -329,6 +338,8 @@ async def create_handoff(
             idempotency_key=idempotency_key,
             request_fingerprint=request_fingerprint,
         )
-    await announce(redis_client, caller.account_id, *committed.events)
+    await announce(
+        redis_client, caller.account_id, *committed.events, announcement_id=committed.announcement_id
+    )
     await hand_over_jobs(list(committed.outbox_ids))
     return committed.created

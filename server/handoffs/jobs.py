@@ -25,16 +25,26 @@ Jobs of an escalation, one row each:
 
 The bell rows are not a job: they are written in the create transaction itself. A park
 leaves no job: nobody is notified of a paused session, its card is in the queue.
+
+Every create (park too) also leaves one ``announce_events`` row, payload
+``{"account_id", "announcement_id", "events": [event JSON]}``: the inbox events the web
+publishes right after commit. Published under once-names derived from
+``announcement_id``, so when the web's own publish went through (the usual case) the
+job finds them published and does nothing; when it did not (Redis restarting, the
+process killed after its commit), the job is what puts them in the inbox.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
 import asyncpg
+import msgspec
 
+from inbox.events import Event, encode_event
 from server import db
 from tables.enums import Intent
 
@@ -43,6 +53,7 @@ PUSH_DOCUMENTATION: Final = "push_documentation"
 NOTIFY_CHAT: Final = "notify_chat"
 SEND_ESCALATION_EMAILS: Final = "send_escalation_emails"
 REMIND_HANDOFF: Final = "remind_handoff"
+ANNOUNCE_EVENTS: Final = "announce_events"
 
 JOBS_BY_INTENT: dict[Intent, tuple[str, ...]] = {
     "escalate": (ASSESS_HANDOFF, PUSH_DOCUMENTATION, NOTIFY_CHAT, SEND_ESCALATION_EMAILS, REMIND_HANDOFF),
@@ -73,6 +84,33 @@ async def enqueue_handoff_jobs(
     payload = db.dump_json({"handoff_id": str(handoff_id), "session_id": str(session_id)})
     rows = await conn.fetch(INSERT_JOBS, account_id, payload, now, list(jobs))
     return [row["id"] for row in rows]
+
+
+INSERT_ANNOUNCEMENT = """
+INSERT INTO outbox (id, account_id, actor_name, payload, attempts, created_at)
+VALUES (gen_random_uuid(), $1, $2, $3::jsonb, 0, $4)
+RETURNING id
+"""
+
+
+async def enqueue_announcement(
+    conn: asyncpg.Connection,
+    *,
+    account_id: uuid.UUID,
+    events: Sequence[Event],
+    now: datetime,
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """Writes the fallback that publishes ``events``; (announcement id, outbox id)."""
+    announcement_id = uuid.uuid4()
+    payload = db.dump_json(
+        {
+            "account_id": str(account_id),
+            "announcement_id": str(announcement_id),
+            "events": [msgspec.json.decode(encode_event(event)) for event in events],
+        }
+    )
+    outbox_id = await conn.fetchval(INSERT_ANNOUNCEMENT, account_id, ANNOUNCE_EVENTS, payload, now)
+    return announcement_id, outbox_id
 
 
 async def hand_over_jobs(outbox_ids: list[uuid.UUID]) -> None:

@@ -52,7 +52,7 @@ async def test_jobs_committed_while_redis_is_down_are_relayed_once_it_is_back(
         took_s = time.monotonic() - started
     assert took_s < CLICK_PATH_BUDGET_S, f"the create waited {took_s:.1f} s on a dead Redis"
     unsent = await db.fetch("SELECT actor_name, attempts FROM outbox WHERE sent_at IS NULL")
-    assert len(unsent) == 5 and all(row["attempts"] == 1 for row in unsent)
+    assert len(unsent) == 6 and all(row["attempts"] == 1 for row in unsent)  # 5 jobs + the announcement
     assert "left for the relay" in server.log()
 
     redis_proxy.up()

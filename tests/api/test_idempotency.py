@@ -27,7 +27,7 @@ async def test_repeating_a_create_with_its_key_returns_the_first_answer_and_crea
     assert again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
     assert await db.fetchval("SELECT count(*) FROM session_handoffs") == 1
-    assert await db.fetchval("SELECT count(*) FROM outbox") == 5
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 6  # 5 jobs + the announcement
     assert (await acme.get_session(session_id))["handoff_count"] == 1
     assert len(await inbox_events(inbox_redis, acme.account_id)) == 1
 

@@ -116,7 +116,7 @@ async def test_ten_concurrent_creates_with_one_key_make_one_handoff_and_ten_equa
     assert all(answer == answers[0][1] for _, answer in answers)
     assert await db.fetchval("SELECT count(*) FROM session_handoffs") == 1
     assert await db.fetchval("SELECT handoff_count FROM ai_sessions WHERE id = $1", session_id) == 1
-    assert await db.fetchval("SELECT count(*) FROM outbox") == 5
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 6  # 5 jobs + the announcement
     assert await db.fetchval("SELECT count(*) FROM app_notifications") == 1
     assert [e["type"] for e in await inbox_events(inbox_redis, acme.account_id)] == ["handoff_created"]
 

@@ -1,0 +1,84 @@
+"""A create committed while Redis is down still reaches every inbox, once Redis is back:
+its ``announce_events`` outbox job publishes what the web could not, and only that."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio
+from websockets.asyncio.client import connect
+
+from inbox import keys
+from tests.api.conftest import API, new_tenant
+from tests.conftest import BatonProcesses
+from tests.fakes.tcp_proxy import TcpProxy
+
+from .conftest import eventually, worker_env
+
+WAIT_S = 30
+
+
+@pytest.fixture
+def redis_proxy(redis_url: str) -> Iterator[TcpProxy]:
+    proxy = TcpProxy(redis_url).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+async def _created_events(redis_url: str, account_id: object) -> list[str]:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        entries = await client.xrange(keys.stream(account_id), "-", "+")
+    finally:
+        await client.aclose()
+    return [
+        event["handoff_id"]
+        for event in (json.loads(fields[b"e"]) for _, fields in entries)
+        if event["type"] == "handoff_created"
+    ]
+
+
+async def test_a_create_the_web_could_not_announce_is_announced_once_when_redis_is_back(
+    baton: BatonProcesses, db: asyncpg.Connection, redis_url: str, redis_proxy: TcpProxy
+) -> None:
+    server = baton.serve(env={"REDIS_URL": redis_proxy.url})
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+        acme = await new_tenant(db, http)
+        tech = await acme.user(name="Tess Tech")
+        senior = await acme.user("engineer")
+        announced = await acme.handed_off(tech, await acme.session(tech), "escalate")
+        redis_proxy.down()
+        unannounced = await acme.handed_off(tech, await acme.session(tech), "park")
+    assert "its outbox job will" in server.log()
+    assert await _created_events(redis_url, acme.account_id) == [announced["id"]]
+
+    redis_proxy.up()
+    worker = baton.worker(env=worker_env())
+
+    async def both_announced() -> list[str] | None:
+        found = await _created_events(redis_url, acme.account_id)
+        return found if len(found) >= 2 else None
+
+    found = await eventually(both_announced, WAIT_S, "the relay's announcement", worker.log)
+    await asyncio.sleep(1.0)  # the first create's job ran too, and must have added nothing
+    assert await _created_events(redis_url, acme.account_id) == [announced["id"], unannounced["id"]]
+    assert found[:2] == [announced["id"], unannounced["id"]]
+
+    # A senior who reconnects with since= gets it like any other event.
+    url = server.base_url.replace("http://", "ws://") + f"{API}/inbox?since=0-0"
+    token = senior.headers["Authorization"].removeprefix("Bearer ")
+    created: list[str] = []
+    async with connect(url) as socket:
+        await socket.send(json.dumps({"type": "auth", "token": token}))
+        while len(created) < 2:
+            frame = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            if frame["type"] == "handoff_created":
+                created.append(frame["handoff_id"])
+    assert created == [announced["id"], unannounced["id"]]
