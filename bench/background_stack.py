@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -25,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
 SECRET = "bench-secret-" + "y" * 32
 START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
 
 
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -160,13 +163,25 @@ class Stack:
         return parts
 
     def stop(self) -> None:
+        # Dramatiq's worker processes are children of `baton worker`: note them first, so
+        # none outlives a parent that had to be killed.
+        children = _children()
+        descendants: list[int] = []
+        todo = [p.pid for p in self.processes]
+        while todo:
+            kids = children.get(todo.pop(), [])
+            descendants += kids
+            todo += kids
         for process in reversed(self.processes):
             process.terminate()
         for process in self.processes:
             try:
-                process.wait(20)
+                process.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 process.kill()
+        for pid in descendants:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if self.redis is not None:
             self.redis.stop()
         if self.postgres is not None:

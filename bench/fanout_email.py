@@ -160,8 +160,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "targets": {"all_delivered_s": TARGET_S, "duplicates": 0},
         }
     finally:
-        smtp.down()
         stack.stop()
+        smtp.down()
 
 
 def main() -> None:
