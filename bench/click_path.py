@@ -1,6 +1,6 @@
 """The click path stays fast: ``POST /handoffs`` with the outside world instant vs slow.
 
-    uv run python bench/click_path.py [--creates 200] [--block 50] [--seniors 20]
+    uv run python bench/click_path.py [--creates 300] [--block 10] [--seniors 5]
 
 Starts its own embedded Postgres and Redis, one ``baton serve``, one ``baton worker``
 (2 processes) and, in this process, the outside world: a Messages API, a ConnectWise
@@ -195,8 +195,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--creates", type=int, default=200, help="creates per world")
-    parser.add_argument("--block", type=int, default=25, help="creates per block of one world")
+    parser.add_argument("--creates", type=int, default=300, help="creates per world")
+    parser.add_argument("--block", type=int, default=10, help="creates per block of one world")
     parser.add_argument("--seniors", type=int, default=5, help="seniors e-mailed per escalation")
     result = asyncio.run(run(parser.parse_args()))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
