@@ -16,6 +16,7 @@ from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO, Middleware
 
+from actors.delay_rescue import DelayedMessageRescue
 from actors.message_context import MessageLogContext
 from settings import Settings, get_settings
 
@@ -75,6 +76,7 @@ def build_broker(settings: Settings) -> RedisBroker:
     broker.add_middleware(AsyncIO())
     broker.add_middleware(PiccoloPool())
     broker.add_middleware(MessageLogContext())
+    broker.add_middleware(DelayedMessageRescue())
     if os.environ.get("dramatiq_prom_port"):  # noqa: SIM112 (Dramatiq's own variable)
         # Set by `baton worker` from BATON_WORKER_METRICS_PORT (cli/worker_metrics.py);
         # never in a web process, which imports the broker only to send.
