@@ -10,8 +10,10 @@ Migrations are applied through Piccolo once; every test starts with empty tables
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -176,17 +178,24 @@ class BatonProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def _signal_group(self, sig: signal.Signals) -> None:
+        # The process leads its own group (start_new_session): a `baton worker`'s
+        # Dramatiq children are in it too, and must not outlive the test, or they take
+        # the next test's messages.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+
     def stop(self, timeout_s: float = 15.0) -> None:
         if self.process.poll() is None:
-            self.process.terminate()
-            try:
+            self._signal_group(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self._signal_group(signal.SIGKILL)
+        self.process.wait()
 
     def kill(self) -> None:
-        self.process.kill()
+        """SIGKILL the process and everything it started."""
+        self._signal_group(signal.SIGKILL)
         self.process.wait()
 
 
@@ -224,6 +233,7 @@ class BatonProcesses:
                 env={**os.environ, **(env or {})},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         started = BatonProcess(name, process, log_path)
         self.started.append(started)

@@ -63,3 +63,4 @@ def test_a_message_held_by_a_killed_worker_is_redelivered_to_another(
         f"the message to come back on the second worker:\n{second.log()}",
     )
     assert client.get(answered) is None  # the second worker is holding it again, 60 s
+    second.kill()  # rather than wait out its graceful stop on a message held for a minute
