@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +35,7 @@ import aiohttp
 import asyncpg
 import redis.asyncio
 
+from bench.background_stack import percentiles
 from cli.embedded_postgres import EmbeddedPostgres
 from cli.embedded_redis import EmbeddedRedis
 from cli.processes import free_port, wait_until
@@ -53,20 +54,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
-
-    return {
-        "count": len(ordered),
-        "p50_ms": round(statistics.median(ordered), 3),
-        "p99_ms": at(0.99),
-        "max_ms": round(ordered[-1], 3),
-    }
 
 
 async def paced(count: int, rate_per_s: float, action: Any) -> None:
@@ -202,7 +189,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ports = [free_port(), free_port()]
         servers = [start_server(port, env, work) for port in ports]
         for port in ports:
-            if not wait_until(lambda p=port: _ready(p), 30):
+            if not wait_until(functools.partial(_ready, port), 30):
                 raise RuntimeError(f"baton serve on {port} did not start; see {work}")
         rss_before = [rss_kib(server.pid) for server in servers]
 
