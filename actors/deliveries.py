@@ -27,6 +27,7 @@ means per channel, the at-most-once / at-least-once choice:
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import uuid
@@ -192,7 +193,10 @@ async def deliver(
     claimed = await claim(delivery_id)
     if isinstance(claimed, Outcome):
         return claimed
-    outcome = await _send_claimed(claimed, send, max_attempts=max_attempts)
+    # Shielded: once a send has begun, its outcome is recorded even if the actor is
+    # cancelled meanwhile (a Dramatiq time limit, a shutdown). A send the server took
+    # but the ledger never marked is exactly what a later attempt would send again.
+    outcome = await asyncio.shield(_send_claimed(claimed, send, max_attempts=max_attempts))
     count_delivery(claimed.channel, outcome.value)
     return outcome
 
