@@ -46,6 +46,15 @@ def call_budget_s(settings: Settings | None = None) -> float:
     return settings.ai_timeout_s * (settings.ai_max_retries + 1) + RETRY_BACKOFF_ALLOWANCE_S
 
 
+# Room for the Postgres and Redis work around an AI call, in an AI job's time limit.
+AI_JOB_MARGIN_S = 30
+
+
+def ai_job_time_limit_ms() -> int:
+    """Dramatiq time limit of a job built around one AI call (assessment, briefing)."""
+    return int((call_budget_s() + AI_JOB_MARGIN_S) * 1000)
+
+
 def _base_url(settings: Settings) -> str | None:
     url = settings.anthropic_base_url
     if not url:

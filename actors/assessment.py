@@ -19,7 +19,7 @@ import dramatiq
 import msgspec
 
 from actors import db
-from actors.ai_client import AiError, ai_configured, as_data_block, call_budget_s, call_tool
+from actors.ai_client import AiError, ai_configured, ai_job_time_limit_ms, as_data_block, call_tool
 from actors.broker import broker
 from actors.context import MESSAGE_MAX_CHARS, HandoffContext, load, message_lines, step_lines
 from actors.events import publish_once
@@ -252,9 +252,7 @@ async def run(handoff_id: uuid.UUID) -> str | None:
     return final
 
 
-# The AI budget, plus room for Postgres and Redis.
-TIME_LIMIT_MARGIN_S = 30
-ASSESS_TIME_LIMIT_MS = int((call_budget_s() + TIME_LIMIT_MARGIN_S) * 1000)
+ASSESS_TIME_LIMIT_MS = ai_job_time_limit_ms()
 
 
 @dramatiq.actor(

@@ -16,7 +16,7 @@ from typing import Any
 import dramatiq
 
 from actors import db
-from actors.ai_client import AiError, ai_configured, as_data_block, call_budget_s, complete_text
+from actors.ai_client import AiError, ai_configured, ai_job_time_limit_ms, as_data_block, complete_text
 from actors.broker import broker
 from actors.context import HandoffContext, load, step_lines
 from actors.events import publish_once
@@ -130,9 +130,7 @@ async def run(handoff_id: uuid.UUID) -> str | None:
     return "ready"
 
 
-# The AI budget, plus room for Postgres and Redis.
-TIME_LIMIT_MARGIN_S = 30
-BRIEFING_TIME_LIMIT_MS = int((call_budget_s() + TIME_LIMIT_MARGIN_S) * 1000)
+BRIEFING_TIME_LIMIT_MS = ai_job_time_limit_ms()
 
 
 @dramatiq.actor(
