@@ -55,7 +55,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_heartbeat_timeout_ms: int = 30_000
     worker_maintenance_chance_per_million: int = 50_000
     worker_idle_poll_ms: int = 100
-    outbox_resend_after_s: float = 5.0
+    outbox_sweep_interval_s: float = 1.0
 
     # Per caller (a user, or an account's host app), shared by every replica through Redis.
     rate_limit_writes_per_minute: int = 600
@@ -89,7 +89,7 @@ ENV_NAMES: dict[str, str] = {
     "worker_heartbeat_timeout_ms": "BATON_WORKER_HEARTBEAT_TIMEOUT_MS",
     "worker_maintenance_chance_per_million": "BATON_WORKER_MAINTENANCE_CHANCE_PER_MILLION",
     "worker_idle_poll_ms": "BATON_WORKER_IDLE_POLL_MS",
-    "outbox_resend_after_s": "BATON_OUTBOX_RESEND_AFTER_S",
+    "outbox_sweep_interval_s": "BATON_OUTBOX_SWEEP_INTERVAL_S",
     "rate_limit_writes_per_minute": "BATON_RATE_LIMIT_WRITES_PER_MINUTE",
     "rate_limit_inbox_connects_per_minute": "BATON_RATE_LIMIT_INBOX_CONNECTS_PER_MINUTE",
     "worker_metrics_port": "BATON_WORKER_METRICS_PORT",
@@ -121,7 +121,8 @@ DESCRIPTIONS: dict[str, str] = {
     "worker_maintenance_chance_per_million": "Dramatiq: broker commands per million that "
     "also requeue the messages of dead workers.",
     "worker_idle_poll_ms": "Dramatiq: how long an idle worker blocks before polling again.",
-    "outbox_resend_after_s": "Outbox rows unsent this long are re-sent by the relay.",
+    "outbox_sweep_interval_s": "How often each worker's outbox relay looks for unsent jobs when no "
+    "commit has woken it (it LISTENs for them), seconds.",
     "rate_limit_writes_per_minute": "Writes (POST/PUT/PATCH/DELETE) a minute per user or host app, "
     "with bursts as large; over it: 429 with `Retry-After`.",
     "rate_limit_inbox_connects_per_minute": "Inbox websocket connects a minute per user; over it the "
@@ -142,7 +143,7 @@ _POSITIVE = {
     "worker_heartbeat_timeout_ms",
     "worker_maintenance_chance_per_million",
     "worker_idle_poll_ms",
-    "outbox_resend_after_s",
+    "outbox_sweep_interval_s",
     "delivery_timeout_s",
     "rate_limit_writes_per_minute",
     "rate_limit_inbox_connects_per_minute",

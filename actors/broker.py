@@ -19,6 +19,7 @@ from dramatiq.middleware import AsyncIO, Middleware
 from actors.delay_rescue import DelayedMessageRescue
 from actors.message_context import MessageLogContext
 from settings import Settings, get_settings
+from tables.pool import POOL_OPTIONS
 
 log = logging.getLogger("baton.worker")
 
@@ -47,7 +48,7 @@ class PiccoloPool(Middleware):
         loop_thread = get_event_loop_thread()
         if engine is None or loop_thread is None:
             raise RuntimeError("no Piccolo engine or no asyncio loop: is the AsyncIO middleware on?")
-        loop_thread.run_coroutine(engine.start_connection_pool(max_size=10))
+        loop_thread.run_coroutine(engine.start_connection_pool(max_size=10, **POOL_OPTIONS))
         log.info("worker pid %s: Postgres pool started", os.getpid())
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:

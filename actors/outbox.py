@@ -1,18 +1,18 @@
 """The outbox relay: jobs written in a change's transaction reach Dramatiq, even late.
 
-Two ways out for a row of ``outbox``:
+Every insert into ``outbox`` NOTIFYs ``OUTBOX_NOTIFY_CHANNEL`` when its transaction
+commits (a trigger; tables/delivery.py). Each worker process runs ``relay_forever``: it
+LISTENs on its own connection, and on every notification, and at the latest every
+``BATON_OUTBOX_SWEEP_INTERVAL_S``, sends all unsent rows to Dramatiq and marks them
+sent; now and then it deletes rows sent more than ``KEEP_SENT_S`` ago. The web never
+talks to the broker on the click path: its commit is the hand-over.
 
-- ``hand_over(ids)``: the web process, right after its commit, sends the new rows and
-  marks them sent. Redis down, or the process dying between commit and send, leaves
-  them unsent; the click path does not wait or fail for it.
-- ``OutboxRelay``: a loop in every worker process sends every row still unsent
-  ``BATON_OUTBOX_RESEND_AFTER_S`` after it was written, and deletes rows sent more than
-  ``KEEP_SENT_S`` ago.
-
-Rows are taken with ``FOR UPDATE SKIP LOCKED``, so any number of web and worker
-processes can relay at once without sending a row twice while another holds it. A crash
-between the send and the ``sent_at`` update sends it again later: delivery is
-at-least-once, and every actor is idempotent.
+Rows are taken with ``FOR UPDATE SKIP LOCKED``, so any number of relays can run at once
+without sending a row twice while another holds it. Redis down: the batch stops at the
+first refusal, the rows stay unsent (``attempts`` counts the tries) and the next pass
+sends them. A crash between the send and the ``sent_at`` update sends it again later:
+delivery is at-least-once, and every actor is idempotent. A lost LISTEN connection is
+reopened with backoff; meanwhile the sweep alone carries the rows, a second late.
 
 Some jobs are delayed (``JOB_DELAYS_S``): the reminder is sent to arrive
 ``BATON_REMIND_AFTER_S`` after the row was written, however late the relay is.
@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import dramatiq
 import redis
 from dramatiq.asyncio import get_event_loop_thread
@@ -38,10 +39,12 @@ from dramatiq.middleware import Middleware
 from actors import db
 from actors.broker import PiccoloPool, broker
 from settings import Settings, get_settings
+from tables.delivery import OUTBOX_NOTIFY_CHANNEL
 
 log = logging.getLogger("baton.outbox")
 
-RELAY_INTERVAL_S = 1.0
+RELAY_INTERVAL_S = 1.0  # the base of the backoff after a failed pass or LISTEN
+LISTEN_CONNECT_TIMEOUT_S = 10.0
 RELAY_BATCH_ROWS = 200
 KEEP_SENT_S = 24 * 3600
 PRUNE_INTERVAL_S = 600.0
@@ -53,19 +56,11 @@ JOB_DELAYS_S: dict[str, Callable[[Settings], float]] = {
     "remind_handoff": lambda settings: float(settings.remind_after_s),
 }
 
-LOCK_BY_ID = """
+LOCK_UNSENT = """
 SELECT id, actor_name, payload, created_at FROM outbox
-WHERE id = ANY($1::uuid[]) AND sent_at IS NULL
+WHERE sent_at IS NULL AND actor_name = ANY($1::text[])
 ORDER BY created_at
-FOR UPDATE SKIP LOCKED
-"""
-
-LOCK_DUE = """
-SELECT id, actor_name, payload, created_at FROM outbox
-WHERE sent_at IS NULL AND created_at < now() - make_interval(secs => $1)
-  AND actor_name = ANY($2::text[])
-ORDER BY created_at
-LIMIT $3
+LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
 
@@ -133,25 +128,17 @@ async def _relay(rows_sql: str, *args: Any) -> int:
         if unsent:
             await conn.execute(COUNT_ATTEMPT, unsent)
     if error:
-        log.warning("outbox: %d job(s) left for the relay, Redis refused: %s", len(rows) - len(sent), error)
+        log.warning(
+            "outbox: %d job(s) left unsent, Redis refused: %s; the next pass tries again",
+            len(rows) - len(sent),
+            error,
+        )
     return len(sent)
 
 
-async def hand_over(outbox_ids: Sequence[uuid.UUID]) -> int:
-    """After a commit: send these rows now. Never raises; returns how many were sent."""
-    if not outbox_ids:
-        return 0
-    try:
-        return await _relay(LOCK_BY_ID, list(outbox_ids))
-    except Exception:
-        log.exception("outbox: hand-over failed; the relay will send the jobs")
-        return 0
-
-
-async def relay_due(settings: Settings | None = None) -> int:
-    """One pass of the relay: rows unsent for ``outbox_resend_after_s``."""
-    settings = settings or get_settings()
-    return await _relay(LOCK_DUE, settings.outbox_resend_after_s, known_actors(), RELAY_BATCH_ROWS)
+async def relay_unsent() -> int:
+    """One pass of the relay over the unsent rows (at most ``RELAY_BATCH_ROWS``)."""
+    return await _relay(LOCK_UNSENT, known_actors(), RELAY_BATCH_ROWS)
 
 
 async def prune() -> int:
@@ -159,38 +146,108 @@ async def prune() -> int:
     return int(status.split()[-1]) if status.startswith("DELETE") else 0
 
 
+class OutboxListener:
+    """A LISTEN connection of its own (a pooled one would lose it on release) that sets
+    ``wake`` on every notification; reopened by ``ensure`` after it drops."""
+
+    def __init__(self, wake: asyncio.Event) -> None:
+        self._wake = wake
+        self._conn: asyncpg.Connection | None = None
+        self._retry_at = 0.0
+        self._failures = 0
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    async def ensure(self, database_url: str) -> None:
+        """Open the connection if it is not; on failure, log and try again later."""
+        if self._conn is not None and not self._conn.is_closed():
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._retry_at:
+            return
+        try:
+            conn = await asyncpg.connect(database_url, timeout=LISTEN_CONNECT_TIMEOUT_S)
+            await conn.add_listener(OUTBOX_NOTIFY_CHANNEL, self._notified)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            self._failures += 1
+            wait_s = min(RELAY_INTERVAL_S * 2**self._failures, ERROR_BACKOFF_MAX_S)
+            self._retry_at = loop.time() + wait_s
+            log.warning("outbox: cannot LISTEN (%s); sweeping only, next try in %.0f s", exc, wait_s)
+            return
+        if self._failures:
+            log.info("outbox: listening again after %d failed tries", self._failures)
+        self._conn, self._failures = conn, 0
+        # Whatever was notified while we were not listening is unsent still: look now.
+        self._wake.set()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close(timeout=LISTEN_CONNECT_TIMEOUT_S)
+            self._conn = None
+
+
 async def relay_forever(stop: asyncio.Event) -> None:
-    """The worker's loop: relay, now and then prune; log and back off on any error."""
+    """The worker's loop: relay when notified (or every sweep interval), now and then
+    prune; log and back off on any error."""
+    settings = get_settings()
+    wake = asyncio.Event()
+    listener = OutboxListener(wake)
+    stopping = asyncio.ensure_future(stop.wait())
     next_prune = 0.0
     failures = 0
     loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        if not db.pool_running():
-            # Not yet (or no longer) open: nothing to relay through.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=POOL_WAIT_POLL_S)
-            continue
-        try:
-            sent = await relay_due()
-            while sent == RELAY_BATCH_ROWS and not stop.is_set():
-                sent = await relay_due()
-            if loop.time() >= next_prune:
-                pruned = await prune()
-                if pruned:
-                    log.info("outbox: pruned %d sent row(s)", pruned)
-                unknown = await db.fetch(UNKNOWN_ACTORS, known_actors())
-                for row in unknown:
-                    log.error("outbox: %d unsent row(s) for unknown actor %r", row["n"], row["actor_name"])
-                next_prune = loop.time() + PRUNE_INTERVAL_S
-            failures = 0
-            wait_s = RELAY_INTERVAL_S
-        except Exception:
-            failures += 1
-            wait_s = min(RELAY_INTERVAL_S * 2**failures, ERROR_BACKOFF_MAX_S)
-            log.exception("outbox relay pass failed (%d in a row); next in %.0f s", failures, wait_s)
-        # Jitter, so the relays of many workers do not fire in step.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=wait_s * random.uniform(0.8, 1.2))
+    try:
+        while not stop.is_set():
+            if not db.pool_running():
+                # Not yet (or no longer) open: nothing to relay through.
+                await _wait_for(stopping, None, POOL_WAIT_POLL_S)
+                continue
+            await listener.ensure(settings.database_url or "")
+            # Cleared before the pass: a notification during it brings another pass.
+            wake.clear()
+            try:
+                sent = await relay_unsent()
+                while sent == RELAY_BATCH_ROWS and not stop.is_set():
+                    sent = await relay_unsent()
+                if loop.time() >= next_prune:
+                    await _prune_and_report()
+                    next_prune = loop.time() + PRUNE_INTERVAL_S
+                failures = 0
+                wait_s = settings.outbox_sweep_interval_s
+            except Exception:
+                failures += 1
+                wait_s = min(RELAY_INTERVAL_S * 2**failures, ERROR_BACKOFF_MAX_S)
+                log.exception("outbox relay pass failed (%d in a row); next in %.0f s", failures, wait_s)
+                wake.clear()  # a notification must not cut the backoff short
+            # Jitter, so the sweeps of many workers do not fire in step.
+            await _wait_for(stopping, wake, wait_s * random.uniform(0.8, 1.2))
+    finally:
+        stopping.cancel()
+        await listener.close()
+
+
+async def _wait_for(stopping: asyncio.Future[Any], wake: asyncio.Event | None, timeout_s: float) -> None:
+    """Until ``stopping`` is done, ``wake`` is set, or ``timeout_s`` has passed."""
+    waiters: set[asyncio.Future[Any]] = {stopping}
+    woken = asyncio.ensure_future(wake.wait()) if wake is not None else None
+    if woken is not None:
+        waiters.add(woken)
+    try:
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if woken is not None:
+            woken.cancel()
+
+
+async def _prune_and_report() -> None:
+    pruned = await prune()
+    if pruned:
+        log.info("outbox: pruned %d sent row(s)", pruned)
+    unknown = await db.fetch(UNKNOWN_ACTORS, known_actors())
+    for row in unknown:
+        log.error("outbox: %d unsent row(s) for unknown actor %r", row["n"], row["actor_name"])
 
 
 class OutboxRelay(Middleware):

@@ -26,6 +26,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,7 @@ from server.lifespan import POOL_MAX_SIZE  # noqa: E402
 from server.schemas.handoffs import HandoffCreate  # noqa: E402
 from server.tokens import mint_user_token  # noqa: E402
 from tables.enums import SENIOR_ROLES  # noqa: E402
+from tables.pool import POOL_OPTIONS  # noqa: E402
 
 RESULTS_PATH = REPO_ROOT / "bench" / "results" / "api.json"
 CONCURRENCIES = (1, 50)
@@ -87,8 +89,10 @@ class Stage:
 
 
 @contextmanager
-def stage(folder: Path) -> Iterator[Stage]:
-    """Embedded Postgres + Redis, migrated, and one ``baton serve``; all stopped after."""
+def stage(folder: Path, profile_to: Path | None = None) -> Iterator[Stage]:
+    """Embedded Postgres + Redis, migrated, and one ``baton serve``; all stopped after.
+
+    ``profile_to``: run the server under cProfile and write its stats there on stop."""
     postgres = EmbeddedPostgres(folder / "postgres", free_port(), durable=True)
     redis_server = EmbeddedRedis(folder / "redis", free_port(), durable=False)
     server: subprocess.Popen[bytes] | None = None
@@ -111,8 +115,9 @@ def stage(folder: Path) -> Iterator[Stage]:
         subprocess.run([sys.executable, "-m", "cli", "migrate"], cwd=REPO_ROOT, env=env, check=True)
         port = free_port()
         log = open(folder / "serve.log", "wb")  # noqa: SIM115 (closed with the process)
+        profiler = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
         server = subprocess.Popen(
-            [sys.executable, "-m", "cli", "serve", "--port", str(port)],
+            [sys.executable, *profiler, "-m", "cli", "serve", "--port", str(port)],
             cwd=REPO_ROOT,
             env=env,
             stdout=log,
@@ -123,7 +128,9 @@ def stage(folder: Path) -> Iterator[Stage]:
         yield Stage(postgres.url, redis_server.url, base_url, jwt_secret, server.pid)
     finally:
         if server is not None:
-            server.terminate()
+            # uvicorn re-raises the signal it stopped on; SIGINT becomes KeyboardInterrupt,
+            # which lets cProfile write its stats, where SIGTERM would end the process first.
+            server.send_signal(signal.SIGINT if profile_to else signal.SIGTERM)
             server.wait(15)
         redis_server.stop()
         postgres.stop()
@@ -314,7 +321,15 @@ def raw_claim(pool: asyncpg.Pool, account: Account, handoffs: list[uuid.UUID]) -
         async with pool.acquire() as conn:
             await conn.fetchrow(auth.LOAD_USER, claimer)
         async with pool.acquire() as conn:
-            if await conn.fetchrow(claim.CLAIM, handoffs[i], account.id, claimer) is None:
+            won = await conn.fetchrow(
+                claim.CLAIM,
+                handoffs[i],
+                account.id,
+                claimer,
+                str(uuid.uuid4()),
+                account.claimer_names[claimer],
+            )
+            if won is None:
                 raise RuntimeError("raw claim found nothing to claim")
 
     return op
@@ -390,7 +405,9 @@ async def compare(
 
 async def run(stage_: Stage, ops_by_concurrency: dict[int, int]) -> list[dict[str, Any]]:
     conn = await asyncpg.connect(stage_.database_url)
-    pool = await asyncpg.create_pool(stage_.database_url, min_size=POOL_MAX_SIZE, max_size=POOL_MAX_SIZE)
+    pool = await asyncpg.create_pool(
+        stage_.database_url, min_size=POOL_MAX_SIZE, max_size=POOL_MAX_SIZE, **POOL_OPTIONS
+    )
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             return [
@@ -432,6 +449,13 @@ def main() -> int:
         "--quick", action="store_true", help="fewer operations (a smoke run, not for the record)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS_PATH)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="STATS",
+        help="run the server under cProfile and write its stats to STATS (figures are then "
+        "not for the record; read with `python -m pstats STATS`)",
+    )
     args = parser.parse_args()
     ops = QUICK_OPS if args.quick else OPS
 
@@ -439,7 +463,7 @@ def main() -> int:
     load_before = os.getloadavg()
     started = time.monotonic()
     try:
-        with stage(folder) as running:
+        with stage(folder, args.profile.resolve() if args.profile else None) as running:
             results = asyncio.run(run(running, ops))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -459,7 +483,7 @@ def main() -> int:
             "postgres": "embedded (pgserver), durable: fsync and synchronous_commit on",
             "server": "one `baton serve` (uvicorn, one process), log level WARNING, write limit raised "
             "out of reach (the limiter still runs)",
-            "client": "aiohttp, keep-alive; raw side: asyncpg pool of the server's size",
+            "client": "aiohttp, keep-alive; raw side: asyncpg pool of the server's size and options",
             "pool_size": POOL_MAX_SIZE,
             "create": "escalation with Idempotency-Key, 5 seniors rung, 4 outbox jobs",
             "claim": "uncontended: each claim wins its own open hand-off",

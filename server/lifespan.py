@@ -11,6 +11,8 @@ import redis.asyncio as aioredis
 from litestar import Litestar
 from piccolo.engine import engine_finder
 
+from tables.pool import POOL_OPTIONS
+
 log = logging.getLogger("baton.server")
 
 POOL_MAX_SIZE = 20
@@ -21,7 +23,7 @@ async def postgres_pool(app: Litestar) -> AsyncIterator[None]:
     """One Piccolo pool per process, on the server's loop. A failed start is raised:
     a replica that cannot reach Postgres must not pretend to serve."""
     engine: Any = engine_finder()
-    await engine.start_connection_pool(max_size=POOL_MAX_SIZE)
+    await engine.start_connection_pool(max_size=POOL_MAX_SIZE, **POOL_OPTIONS)
     try:
         yield
     finally:

@@ -46,11 +46,17 @@ class Delivery(Table, tablename="deliveries"):
     deliveries_handoff_channel_recipient_key = Unique([handoff_id, channel, recipient])
 
 
+# Every insert into outbox NOTIFYs this channel on commit (a trigger, created by the
+# migration of 2026-11-30): the workers' relays LISTEN on it (actors/outbox.py).
+OUTBOX_NOTIFY_CHANNEL = "baton_outbox"
+
+
 class Outbox(Table, tablename="outbox"):
     """A job for a Dramatiq actor, written in the transaction of the change behind it.
 
-    The relay hands it to the broker after commit and sets ``sent_at``; a crash between
-    commit and send leaves it unsent, to be picked up again (actors are idempotent).
+    The workers' relay, woken by the commit's NOTIFY, hands it to the broker and sets
+    ``sent_at``; a crash between commit and send leaves it unsent, to be picked up again
+    (actors are idempotent).
     """
 
     id = UUID(primary_key=True)

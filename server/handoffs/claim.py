@@ -20,33 +20,63 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio
 
-from inbox.events import HandoffClaimed
+from inbox.events import Event, decode_event
 from server import db
 from server.auth import UserCaller
 from server.handoffs.announce import announce
-from server.handoffs.briefing import request_briefing
+from server.handoffs.jobs import ANNOUNCE_EVENTS, GENERATE_BRIEFING
 from server.handoffs.read import HANDOFF_COLUMNS, fetch_handoff, handoff_from_row, handoff_not_found
 from server.problems import Problem
 from server.schemas.handoffs import HandoffOut
 
+# now() as msgspec writes a UTC datetime (server.db.iso): microseconds only when non-zero.
+ISO_NOW = """(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+    || CASE WHEN date_part('microseconds', now())::bigint % 1000000 = 0 THEN ''
+            ELSE to_char(now() AT TIME ZONE 'UTC', '.US') END
+    || 'Z')"""
+
+# $1 hand-off, $2 account, $3 claimer, $4 announcement id, $5 claimer's name.
+# Besides the claim itself, the one statement writes the outbox jobs of a win (so they
+# commit with it, and the commit's NOTIFY hands them to the workers): the briefing,
+# unless one is ready, and the ``handoff_claimed`` event's announcement, built here so
+# the event the web publishes and its fallback are the same bytes.
 CLAIM = f"""
 WITH won AS (
     UPDATE session_handoffs AS h
     SET state = 'claimed', claimed_by = $3, claimed_at = now(), updated_at = now(),
-        pre_claim_session_status = s.status
+        pre_claim_session_status = s.status,
+        briefing_status = CASE WHEN h.briefing_status = 'ready' THEN 'ready' ELSE 'pending' END
     FROM ai_sessions AS s
     WHERE h.id = $1 AND h.account_id = $2
       AND h.state = 'open' AND h.claimed_by IS NULL AND h.handed_off_by <> $3
       AND s.id = h.session_id
-    RETURNING {HANDOFF_COLUMNS}
+    RETURNING {HANDOFF_COLUMNS}, h.account_id, h.briefing_status
 ), activated AS (
     UPDATE ai_sessions AS s
     SET status = 'active', escalated_to_id = $3, updated_at = now()
     FROM won
     WHERE s.id = won.session_id
+), event AS (
+    SELECT jsonb_build_object(
+        'type', 'handoff_claimed', 'handoff_id', won.id::text, 'session_id', won.session_id::text,
+        'claimed_by_id', $3::text, 'claimed_by_name', $5::text, 'claimed_at', {ISO_NOW}
+    ) AS body
+    FROM won
+), jobs AS (
+    INSERT INTO outbox (id, account_id, actor_name, payload, attempts, created_at)
+    SELECT gen_random_uuid(), won.account_id, '{ANNOUNCE_EVENTS}',
+           jsonb_build_object(
+               'account_id', won.account_id::text, 'announcement_id', $4::text,
+               'events', jsonb_build_array(event.body)
+           ), 0, now()
+    FROM won, event
+    UNION ALL
+    SELECT gen_random_uuid(), won.account_id, '{GENERATE_BRIEFING}',
+           jsonb_build_object('handoff_id', won.id::text), 0, now()
+    FROM won WHERE won.briefing_status = 'pending'
 )
-SELECT won.*, by_user.name AS handed_off_by_name
-FROM won JOIN users AS by_user ON by_user.id = won.handed_off_by
+SELECT won.*, by_user.name AS handed_off_by_name, event.body::text AS claimed_event
+FROM won JOIN users AS by_user ON by_user.id = won.handed_off_by CROSS JOIN event
 """
 
 # Why a claim found nothing to update. claimed_by is compared in Python: in SQL,
@@ -71,11 +101,16 @@ CLAIM_ATTEMPTS = 3
 class Claimed:
     handoff: HandoffOut
     won_now: bool  # False: the caller already held it (an idempotent repeat)
+    event: Event | None = None  # of a win: handoff_claimed, to publish after commit
 
 
-async def _try_claim(conn: asyncpg.Connection, caller: UserCaller, handoff_id: uuid.UUID) -> Claimed | None:
+async def _try_claim(
+    conn: asyncpg.Connection, caller: UserCaller, handoff_id: uuid.UUID, announcement_id: uuid.UUID
+) -> Claimed | None:
     try:
-        row = await conn.fetchrow(CLAIM, handoff_id, caller.account_id, caller.id)
+        row = await conn.fetchrow(
+            CLAIM, handoff_id, caller.account_id, caller.id, str(announcement_id), caller.name
+        )
     except db.RETRIED_ERRORS as exc:
         # A deadlock victim: escalating a parked session locks the session, then its park;
         # this statement locks them the other way round. Postgres rolled the statement
@@ -86,7 +121,7 @@ async def _try_claim(conn: asyncpg.Connection, caller: UserCaller, handoff_id: u
         handoff = handoff_from_row(
             row, handed_off_by_name=row["handed_off_by_name"], claimed_by_name=caller.name
         )
-        return Claimed(handoff, won_now=True)
+        return Claimed(handoff, won_now=True, event=decode_event(row["claimed_event"]))
 
     why = await conn.fetchrow(WHY_NOT_CLAIMED, handoff_id, caller.account_id)
     if why is None:
@@ -115,26 +150,15 @@ async def _try_claim(conn: asyncpg.Connection, caller: UserCaller, handoff_id: u
 async def claim_handoff(
     *, caller: UserCaller, handoff_id: uuid.UUID, redis_client: redis.asyncio.Redis
 ) -> Claimed:
+    announcement_id = uuid.uuid4()
     async with db.connection() as conn:
         for _ in range(CLAIM_ATTEMPTS):
-            claimed = await _try_claim(conn, caller, handoff_id)
+            claimed = await _try_claim(conn, caller, handoff_id, announcement_id)
             if claimed is not None:
                 break
         else:
             raise Problem(409, "The hand-off changed while claiming it; try again.")
-    if claimed.won_now:
-        handoff = claimed.handoff
-        assert handoff.claimed_at is not None
-        await announce(
-            redis_client,
-            caller.account_id,
-            HandoffClaimed(
-                handoff_id=str(handoff.id),
-                session_id=str(handoff.session_id),
-                claimed_by_id=str(caller.id),
-                claimed_by_name=caller.name,
-                claimed_at=db.iso(handoff.claimed_at),
-            ),
-        )
-        await request_briefing(handoff.id)
+    if claimed.event is not None:
+        # The briefing job needs no hand-over: the commit NOTIFYs the outbox relays.
+        await announce(redis_client, caller.account_id, claimed.event, announcement_id=announcement_id)
     return claimed

@@ -4,7 +4,8 @@ In order, inside one transaction (SPEC "Creating a hand-off"): lock the session 
 check every rule, build the snapshot, insert the hand-off, update the session (status,
 ``handoff_count``, the dual-written ``escalation_package``), supersede an open park when
 a parked session is escalated, ring the bell and write the outbox jobs. After commit, and
-only then, the inbox hears ``handoff_created`` (and ``handoff_superseded``).
+only then, the inbox hears ``handoff_created`` (and ``handoff_superseded``), and the
+workers' relays, woken by the commit's NOTIFY, send the jobs (actors/outbox.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from server.auth import UserCaller
 from server.handoffs import idempotency
 from server.handoffs.announce import announce
 from server.handoffs.bell import ring_escalation_bell
-from server.handoffs.jobs import enqueue_announcement, enqueue_handoff_jobs, hand_over_jobs
+from server.handoffs.jobs import enqueue_announcement, enqueue_handoff_jobs
 from server.handoffs.snapshot import build_snapshot
 from server.problems import Problem
 from server.schemas.handoffs import Assessment, HandoffCreate, HandoffOut, Person, PsaNote
@@ -100,7 +101,6 @@ class Created:
 class Committed:
     created: Created
     events: tuple[Event, ...] = ()
-    outbox_ids: tuple[uuid.UUID, ...] = ()
     announcement_id: uuid.UUID | None = None  # of the events' fallback outbox job
 
 
@@ -238,7 +238,7 @@ async def create_in_transaction(
         )
     else:
         await conn.execute(PARK_SESSION, session_id, package, now)
-    outbox_ids = await enqueue_handoff_jobs(
+    await enqueue_handoff_jobs(
         conn,
         account_id=caller.account_id,
         handoff_id=handoff.id,
@@ -265,15 +265,8 @@ async def create_in_transaction(
             created_at=db.iso(now),
         )
     )
-    announcement_id, announcement_outbox_id = await enqueue_announcement(
-        conn, account_id=caller.account_id, events=events, now=now
-    )
-    return Committed(
-        Created(handoff, replayed=False),
-        tuple(events),
-        (*outbox_ids, announcement_outbox_id),
-        announcement_id,
-    )
+    announcement_id = await enqueue_announcement(conn, account_id=caller.account_id, events=events, now=now)
+    return Committed(Created(handoff, replayed=False), tuple(events), announcement_id)
 
 
 async def _answer_unique_violation(
@@ -338,8 +331,8 @@ async def create_handoff(
             idempotency_key=idempotency_key,
             request_fingerprint=request_fingerprint,
         )
+    # The jobs need no hand-over: the commit NOTIFYs the workers' outbox relays.
     await announce(
         redis_client, caller.account_id, *committed.events, announcement_id=committed.announcement_id
     )
-    await hand_over_jobs(list(committed.outbox_ids))
     return committed.created

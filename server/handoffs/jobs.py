@@ -1,7 +1,9 @@
 """The outbox jobs a hand-off leaves for the background workers.
 
 Written in the transaction that creates the hand-off, so a rolled-back create leaves
-none and a committed one can never lose them. The workers (the background-work issue)
+none and a committed one can never lose them. The commit wakes the workers' outbox
+relays (a NOTIFY trigger on ``outbox``), which send them to Dramatiq: the web process
+never waits on the broker. The workers (the background-work issue)
 read ``outbox`` by ``actor_name``; every job's payload is
 ``{"handoff_id": "<uuid>", "session_id": "<uuid>"}`` and the actor reads the rest from
 the database, so a job retried later sees the hand-off as it is then.
@@ -38,7 +40,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 import asyncpg
@@ -54,6 +56,7 @@ NOTIFY_CHAT: Final = "notify_chat"
 SEND_ESCALATION_EMAILS: Final = "send_escalation_emails"
 REMIND_HANDOFF: Final = "remind_handoff"
 ANNOUNCE_EVENTS: Final = "announce_events"
+GENERATE_BRIEFING: Final = "generate_briefing"  # written by a winning claim (server.handoffs.claim)
 
 JOBS_BY_INTENT: dict[Intent, tuple[str, ...]] = {
     "escalate": (ASSESS_HANDOFF, PUSH_DOCUMENTATION, NOTIFY_CHAT, SEND_ESCALATION_EMAILS, REMIND_HANDOFF),
@@ -64,7 +67,6 @@ INSERT_JOBS = """
 INSERT INTO outbox (id, account_id, actor_name, payload, attempts, created_at)
 SELECT gen_random_uuid(), $1, actor_name, $2::jsonb, 0, $3
 FROM unnest($4::text[]) AS actor_name
-RETURNING id
 """
 
 
@@ -76,20 +78,18 @@ async def enqueue_handoff_jobs(
     session_id: uuid.UUID,
     intent: Intent,
     now: datetime,
-) -> list[uuid.UUID]:
-    """Writes the jobs; returns their outbox ids, for ``hand_over_jobs`` after commit."""
+) -> None:
+    """Writes the jobs of ``intent`` for this hand-off, in the caller's transaction."""
     jobs = JOBS_BY_INTENT[intent]
     if not jobs:
-        return []
+        return
     payload = db.dump_json({"handoff_id": str(handoff_id), "session_id": str(session_id)})
-    rows = await conn.fetch(INSERT_JOBS, account_id, payload, now, list(jobs))
-    return [row["id"] for row in rows]
+    await conn.execute(INSERT_JOBS, account_id, payload, now, list(jobs))
 
 
 INSERT_ANNOUNCEMENT = """
 INSERT INTO outbox (id, account_id, actor_name, payload, attempts, created_at)
 VALUES (gen_random_uuid(), $1, $2, $3::jsonb, 0, $4)
-RETURNING id
 """
 
 
@@ -98,9 +98,10 @@ async def enqueue_announcement(
     *,
     account_id: uuid.UUID,
     events: Sequence[Event],
-    now: datetime,
-) -> tuple[uuid.UUID, uuid.UUID]:
-    """Writes the fallback that publishes ``events``; (announcement id, outbox id)."""
+    now: datetime | None = None,
+) -> uuid.UUID:
+    """Writes the fallback that publishes ``events``; returns the announcement id, for
+    ``server.handoffs.announce.announce`` after commit."""
     announcement_id = uuid.uuid4()
     payload = db.dump_json(
         {
@@ -109,16 +110,5 @@ async def enqueue_announcement(
             "events": [msgspec.json.decode(encode_event(event)) for event in events],
         }
     )
-    outbox_id = await conn.fetchval(INSERT_ANNOUNCEMENT, account_id, ANNOUNCE_EVENTS, payload, now)
-    return announcement_id, outbox_id
-
-
-async def hand_over_jobs(outbox_ids: list[uuid.UUID]) -> None:
-    """After commit: the jobs go to the workers now. Never raises: with Redis down the
-    jobs stay in the outbox and the workers' relay sends them once it is back."""
-    if outbox_ids:
-        # Imported here, not at the top: actors.broker binds to REDIS_URL when imported,
-        # and this module is imported before the settings are known (tests, CLI).
-        from actors.outbox import hand_over
-
-        await hand_over(outbox_ids)
+    await conn.execute(INSERT_ANNOUNCEMENT, account_id, ANNOUNCE_EVENTS, payload, now or datetime.now(UTC))
+    return announcement_id

@@ -10,6 +10,7 @@ most one open hand-off.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio
@@ -18,6 +19,7 @@ from inbox.events import HandoffReleased
 from server import db
 from server.auth import RELEASE_ANY_ROLES, UserCaller
 from server.handoffs.announce import announce
+from server.handoffs.jobs import enqueue_announcement
 from server.handoffs.read import fetch_handoff, handoff_not_found
 from server.problems import Problem
 from server.schemas.handoffs import HandoffOut
@@ -51,7 +53,14 @@ WHERE id = $1 AND status = 'active'
 """
 
 
-async def _release(conn: asyncpg.Connection, caller: UserCaller, handoff_id: uuid.UUID) -> HandoffOut:
+@dataclass(frozen=True, slots=True)
+class Released:
+    handoff: HandoffOut
+    event: HandoffReleased
+    announcement_id: uuid.UUID  # of the event's fallback outbox job
+
+
+async def _release(conn: asyncpg.Connection, caller: UserCaller, handoff_id: uuid.UUID) -> Released:
     row = await conn.fetchrow(LOCK_HANDOFF, handoff_id, caller.account_id)
     if row is None:
         raise handoff_not_found()
@@ -71,7 +80,10 @@ async def _release(conn: asyncpg.Connection, caller: UserCaller, handoff_id: uui
     )
     handoff = await fetch_handoff(conn, caller.account_id, handoff_id)
     assert handoff is not None
-    return handoff
+    event = HandoffReleased(handoff_id=str(handoff_id), session_id=str(handoff.session_id))
+    # Committed with the release: if the publish below cannot reach Redis, the workers do.
+    announcement_id = await enqueue_announcement(conn, account_id=caller.account_id, events=[event])
+    return Released(handoff, event, announcement_id)
 
 
 def _newer_open_handoff(open_handoff_id: uuid.UUID) -> Problem:
@@ -86,7 +98,7 @@ async def release_handoff(
     *, caller: UserCaller, handoff_id: uuid.UUID, redis_client: redis.asyncio.Redis
 ) -> HandoffOut:
     try:
-        handoff = await db.in_transaction(lambda conn: _release(conn, caller, handoff_id))
+        released = await db.in_transaction(lambda conn: _release(conn, caller, handoff_id))
     except asyncpg.UniqueViolationError:
         # A create committed a new open hand-off between our check and our reopen.
         async with db.connection() as conn:
@@ -94,9 +106,5 @@ async def release_handoff(
         if other_open is None:
             raise
         raise _newer_open_handoff(other_open) from None
-    await announce(
-        redis_client,
-        caller.account_id,
-        HandoffReleased(handoff_id=str(handoff_id), session_id=str(handoff.session_id)),
-    )
-    return handoff
+    await announce(redis_client, caller.account_id, released.event, announcement_id=released.announcement_id)
+    return released.handoff

@@ -61,7 +61,7 @@ CHAOS_ENV = {
     "BATON_WORKER_HEARTBEAT_TIMEOUT_MS": "3000",
     "BATON_WORKER_MAINTENANCE_CHANCE_PER_MILLION": "500000",
     "BATON_DELIVERY_TIMEOUT_S": "2",
-    "BATON_OUTBOX_RESEND_AFTER_S": "1",
+    "BATON_OUTBOX_SWEEP_INTERVAL_S": "0.5",
 }
 # What happens, at how many escalations created.
 CHAOS_AT = {30: "kill a worker", 80: "restart web 0", 150: "restart Redis", 220: "kill the worker again"}

@@ -56,7 +56,7 @@ QUIET_ENV = {
     "ANTHROPIC_API_KEY": "",
     "ANTHROPIC_BASE_URL": "",
     "SMTP_URL": "",
-    "BATON_OUTBOX_RESEND_AFTER_S": "0.5",
+    "BATON_OUTBOX_SWEEP_INTERVAL_S": "0.5",
 }
 
 
