@@ -1,11 +1,14 @@
 """``announce_events``: the inbox events of a committed change, when the web could not.
 
-The web publishes a create's events right after its commit; the same transaction wrote
-an ``announce_events`` outbox row holding them (``server.handoffs.jobs``). This actor
-publishes each under the same once-name the web used (``once_name``), so an event goes
-out exactly once whoever gets there: usually the web did, and this finds nothing to do;
-with Redis restarting at that moment, or the web process killed right after its commit,
-this is what puts ``handoff_created`` into every inbox.
+The web publishes a change's events (create, claim, release) right after its commit; the
+same transaction wrote an ``announce_events`` outbox row holding them
+(``server.handoffs.jobs``, ``server.handoffs.claim``). The outbox relay publishes each
+under the same once-name the web used (``once_name``), so an event goes out exactly once
+whoever gets there: usually the web did, and this finds nothing to do; with Redis
+restarting at that moment, or the web process killed right after its commit, this is
+what puts the event into every inbox. The relay does it itself, in commit order, rather
+than through Dramatiq, whose messages run in any order: a claim and its release made
+while Redis was down must reach the inbox as claimed, then released.
 """
 
 from __future__ import annotations
@@ -28,10 +31,18 @@ def once_name(announcement_id: object, index: int) -> str:
     return f"announcement:{announcement_id}:{index}"
 
 
-@dramatiq.actor(broker=broker, queue_name="notify", max_retries=20, min_backoff=500, max_backoff=30_000)
-async def announce_events(account_id: str, announcement_id: str, events: list[dict[str, Any]]) -> None:
+async def publish_announcement(account_id: str, announcement_id: str, events: list[dict[str, Any]]) -> None:
+    """Each event of an announcement, under its once-name: a no-op for those the web
+    already published. Raises when Redis cannot be reached."""
     client = redis_client()
     for index, fields in enumerate(events):
         event = decode_event(msgspec.json.encode(fields))
         await publish(client, account_id, event, once=once_name(announcement_id, index))
     log.debug("announcement %s: %d event(s) in the inbox", announcement_id, len(events))
+
+
+# The outbox relay publishes announcements itself, in commit order (actors/outbox.py); the
+# actor stays for messages an earlier version queued, and for anyone sending one by hand.
+@dramatiq.actor(broker=broker, queue_name="notify", max_retries=20, min_backoff=500, max_backoff=30_000)
+async def announce_events(account_id: str, announcement_id: str, events: list[dict[str, Any]]) -> None:
+    await publish_announcement(account_id, announcement_id, events)

@@ -26,7 +26,7 @@ import logging
 import os
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,9 +37,12 @@ from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import Middleware
 
 from actors import db
+from actors.announce import publish_announcement
 from actors.broker import PiccoloPool, broker
 from settings import Settings, get_settings
 from tables.delivery import OUTBOX_NOTIFY_CHANNEL
+
+ANNOUNCE_EVENTS = "announce_events"  # published by the relay itself, in order
 
 log = logging.getLogger("baton.outbox")
 
@@ -56,12 +59,23 @@ JOB_DELAYS_S: dict[str, Callable[[Settings], float]] = {
     "remind_handoff": lambda settings: float(settings.remind_after_s),
 }
 
-LOCK_UNSENT = """
+LOCK_UNSENT = f"""
 SELECT id, actor_name, payload, created_at FROM outbox
-WHERE sent_at IS NULL AND actor_name = ANY($1::text[])
+WHERE sent_at IS NULL AND actor_name = ANY($1::text[]) AND actor_name <> '{ANNOUNCE_EVENTS}'
 ORDER BY created_at
 LIMIT $2
 FOR UPDATE SKIP LOCKED
+"""
+
+# Announcements are published in commit order, so these wait for a lock another relay
+# holds (no SKIP LOCKED): that relay publishes the earlier ones first, and once it
+# commits, Postgres re-checks "sent_at IS NULL" and leaves out what it sent.
+LOCK_UNSENT_ANNOUNCEMENTS = f"""
+SELECT id, actor_name, payload, created_at FROM outbox
+WHERE sent_at IS NULL AND actor_name = '{ANNOUNCE_EVENTS}'
+ORDER BY created_at, id
+LIMIT $1
+FOR UPDATE
 """
 
 MARK_SENT = """
@@ -114,13 +128,33 @@ def _enqueue(rows: Sequence[Any], settings: Settings) -> tuple[list[uuid.UUID], 
     return sent, None
 
 
-async def _relay(rows_sql: str, *args: Any) -> int:
-    settings = get_settings()
+async def _publish_announcements(rows: Sequence[Any]) -> tuple[list[uuid.UUID], str | None]:
+    """Publish each row's events, in order; (ids done, the error that stopped the rest)."""
+    sent: list[uuid.UUID] = []
+    for row in rows:
+        payload = db.load_json(row["payload"]) or {}
+        try:
+            await publish_announcement(payload["account_id"], payload["announcement_id"], payload["events"])
+        except (redis.RedisError, OSError) as exc:
+            return sent, f"{type(exc).__name__}: {exc}"
+        sent.append(row["id"])
+    return sent, None
+
+
+async def _enqueue_jobs(rows: Sequence[Any]) -> tuple[list[uuid.UUID], str | None]:
+    return await asyncio.to_thread(_enqueue, rows, get_settings())
+
+
+SendRows = Callable[[Sequence[Any]], Awaitable[tuple[list[uuid.UUID], str | None]]]
+
+
+async def _relay(send: SendRows, rows_sql: str, *args: Any) -> int:
+    """Lock rows, ``send`` them, mark what went; all in one transaction."""
     async with db.transaction() as conn:
         rows = await conn.fetch(rows_sql, *args)
         if not rows:
             return 0
-        sent, error = await asyncio.to_thread(_enqueue, rows, settings)
+        sent, error = await send(rows)
         if sent:
             await conn.execute(MARK_SENT, sent)
         done = set(sent)
@@ -137,8 +171,10 @@ async def _relay(rows_sql: str, *args: Any) -> int:
 
 
 async def relay_unsent() -> int:
-    """One pass of the relay over the unsent rows (at most ``RELAY_BATCH_ROWS``)."""
-    return await _relay(LOCK_UNSENT, known_actors(), RELAY_BATCH_ROWS)
+    """One pass of the relay over the unsent rows (at most ``RELAY_BATCH_ROWS`` of jobs,
+    and as many announcements)."""
+    announced = await _relay(_publish_announcements, LOCK_UNSENT_ANNOUNCEMENTS, RELAY_BATCH_ROWS)
+    return max(await _relay(_enqueue_jobs, LOCK_UNSENT, known_actors(), RELAY_BATCH_ROWS), announced)
 
 
 async def prune() -> int:

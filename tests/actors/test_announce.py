@@ -82,3 +82,55 @@ async def test_a_create_the_web_could_not_announce_is_announced_once_when_redis_
             if frame["type"] == "handoff_created":
                 created.append(frame["handoff_id"])
     assert created == [announced["id"], unannounced["id"]]
+
+
+async def _events_of(redis_url: str, account_id: object, types: set[str]) -> list[tuple[str, str]]:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        entries = await client.xrange(keys.stream(account_id), "-", "+")
+    finally:
+        await client.aclose()
+    events = (json.loads(fields[b"e"]) for _, fields in entries)
+    return [(event["type"], event["handoff_id"]) for event in events if event["type"] in types]
+
+
+async def test_a_claim_and_a_release_made_while_redis_is_down_reach_the_inbox_once_when_it_is_back(
+    baton: BatonProcesses, db: asyncpg.Connection, redis_url: str, redis_proxy: TcpProxy
+) -> None:
+    server = baton.serve(env={"REDIS_URL": redis_proxy.url})
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+        acme = await new_tenant(db, http)
+        tech = await acme.user(name="Tess Tech")
+        senior = await acme.user("engineer", name="Sam Senior")
+        handoff = await acme.handed_off(tech, await acme.session(tech), "escalate")
+        redis_proxy.down()
+        claimed = await http.post(f"{API}/handoffs/{handoff['id']}/claim", headers=senior.headers)
+        released = await http.post(f"{API}/handoffs/{handoff['id']}/release", headers=senior.headers)
+    assert (claimed.status_code, released.status_code) == (200, 200)
+    moves = {"handoff_claimed", "handoff_released"}
+    assert await _events_of(redis_url, acme.account_id, moves) == []
+
+    redis_proxy.up()
+    worker = baton.worker(env=worker_env())
+
+    async def both_announced() -> list[tuple[str, str]] | None:
+        found = await _events_of(redis_url, acme.account_id, moves)
+        return found if len(found) >= 2 else None
+
+    found = await eventually(both_announced, WAIT_S, "the relay's announcements", worker.log)
+    assert found == [("handoff_claimed", handoff["id"]), ("handoff_released", handoff["id"])]
+    claimed_event = next(
+        json.loads(fields[b"e"])
+        for _, fields in await _stream(redis_url, acme.account_id)
+        if json.loads(fields[b"e"])["type"] == "handoff_claimed"
+    )
+    assert claimed_event["claimed_by_name"] == "Sam Senior"
+    assert claimed_event["claimed_at"] == claimed.json()["claimed_at"]
+
+
+async def _stream(redis_url: str, account_id: object) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        return await client.xrange(keys.stream(account_id), "-", "+")
+    finally:
+        await client.aclose()
