@@ -10,10 +10,16 @@ One row per hand-off × channel × recipient (unique). A send goes through three
 3. The send, then ``mark_sent`` / ``mark_retry`` / ``mark_failed``.
 
 A crash between the send and the mark leaves a row ``sending``. A row that has been
-``sending`` for ``stale_after_s()`` (twice the send timeout, so no live attempt can
-still be on it) is taken to be a crashed attempt and may be claimed again; the claim
-records that in ``last_error`` and tells the sender (``Claim.interrupted``). What that
-means per channel, the at-most-once / at-least-once choice:
+``sending`` longer than its lease is taken to be a crashed attempt and may be claimed
+again; the claim records that in ``last_error`` and tells the sender
+(``Claim.interrupted``). The lease must outlast any live attempt, or a redelivered or
+retried message re-sends a row whose first attempt is still waiting for the server:
+``deliver(deadline_s=…)`` runs the send under that deadline and leases the row for the
+deadline plus ``LEASE_MARGIN_S`` (room for the claim and the mark); without a deadline
+the lease is ``stale_after_s()``, twice the send timeout. The marks apply only to the
+attempt that holds the claim (``attempts``): a late attempt whose row was reclaimed
+changes nothing and says so loudly. What a crash means per channel, the at-most-once /
+at-least-once choice:
 
 - **email, slack, teams, reminder**: at-least-once. The crashed attempt may or may not
   have reached the server; SMTP and webhooks offer no way to ask, and a lost
@@ -76,8 +82,19 @@ class Claim:
     channel: str = ""
 
 
+# A lease is the attempt's deadline plus this: the claim's answer and the mark's
+# Postgres round trips (a connection from a busy pool) happen outside the deadline.
+LEASE_MARGIN_S = 15.0
+
+
 def stale_after_s() -> float:
+    """The lease of a send without a deadline of its own (one webhook post, a PSA push)."""
     return 2 * get_settings().delivery_timeout_s
+
+
+def lease_s(deadline_s: float | None) -> float:
+    """How long a claim holds its row before it may be taken for a crashed attempt."""
+    return stale_after_s() if deadline_s is None else deadline_s + LEASE_MARGIN_S
 
 
 def _error_text(error: BaseException | str) -> str:
@@ -129,14 +146,27 @@ RETURNING id, channel, recipient, attempts, last_error = '{INTERRUPTED_NOTE}' AS
 STATUS = "SELECT status FROM deliveries WHERE id = $1"
 
 
-async def claim(delivery_id: uuid.UUID) -> Claim | Outcome:
-    """Take the row for one send, or say why not (already sent, failed, in flight)."""
+async def claim(delivery_id: uuid.UUID, *, lease: float | None = None) -> Claim | Outcome:
+    """Take the row for one send, or say why not (already sent, failed, in flight).
+
+    ``lease``: how long a row may stay ``sending`` before it counts as a crashed attempt
+    (default ``stale_after_s()``); every claimer of a channel's rows passes the same.
+    """
     async with db.connection() as conn:
-        row = await conn.fetchrow(CLAIM, delivery_id, stale_after_s())
+        row = await conn.fetchrow(CLAIM, delivery_id, stale_after_s() if lease is None else lease)
         if row is not None:
-            return Claim(
+            claimed = Claim(
                 row["id"], row["recipient"], row["attempts"], bool(row["interrupted"]), row["channel"]
             )
+            if claimed.interrupted:
+                log.warning(
+                    "%s delivery %s: taken over from an attempt that held it past its lease "
+                    "(a crashed worker); attempt %d sends it again",
+                    claimed.channel,
+                    claimed.id,
+                    claimed.attempts,
+                )
+            return claimed
         status = await conn.fetchval(STATUS, delivery_id)
     if status == "sent":
         return Outcome.ALREADY_SENT
@@ -145,37 +175,65 @@ async def claim(delivery_id: uuid.UUID) -> Claim | Outcome:
     return Outcome.IN_FLIGHT
 
 
+# Each mark applies only while the row is still this attempt's claim: ``attempts`` is
+# the claim's number. A row reclaimed meanwhile belongs to the later attempt.
 MARK_SENT = """
 UPDATE deliveries SET status = 'sent', sent_at = now(), last_error = NULL, updated_at = now()
-WHERE id = $1 AND status = 'sending'
+WHERE id = $1 AND status = 'sending' AND attempts = $2
+RETURNING status
 """
 
 MARK_RETRY = """
 UPDATE deliveries
 SET status = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END,
     last_error = $2, updated_at = now()
-WHERE id = $1 AND status = 'sending'
+WHERE id = $1 AND status = 'sending' AND attempts = $4
 RETURNING status
 """
 
 MARK_FAILED = """
 UPDATE deliveries SET status = 'failed', last_error = $2, updated_at = now()
-WHERE id = $1 AND status = 'sending'
+WHERE id = $1 AND status = 'sending' AND attempts = $3
+RETURNING status
 """
 
-
-async def mark_sent(delivery_id: uuid.UUID) -> None:
-    await db.execute(MARK_SENT, delivery_id)
+NOW_HELD = "SELECT status, attempts FROM deliveries WHERE id = $1"
 
 
-async def mark_retry(delivery_id: uuid.UUID, error: BaseException | str, *, max_attempts: int) -> Outcome:
+async def _claim_lost(claimed: Claim, what: str) -> None:
+    now = await db.fetchrow(NOW_HELD, claimed.id)
+    log.error(
+        "%s delivery %s: attempt %d %s, but the row is no longer its claim (now %s, attempt %s): "
+        "another attempt took it over as crashed, so the message may go out twice; the lease "
+        "is shorter than this attempt took",
+        claimed.channel,
+        claimed.id,
+        claimed.attempts,
+        what,
+        now["status"] if now else "gone",
+        now["attempts"] if now else "-",
+    )
+
+
+async def mark_sent(claimed: Claim) -> None:
+    if await db.fetchrow(MARK_SENT, claimed.id, claimed.attempts) is None:
+        await _claim_lost(claimed, "sent it")
+
+
+async def mark_retry(claimed: Claim, error: BaseException | str, *, max_attempts: int) -> Outcome:
     """Back to ``pending`` for another try, or ``failed`` once ``max_attempts`` are spent."""
-    status = await db.fetchrow(MARK_RETRY, delivery_id, _error_text(error), max_attempts)
-    return Outcome.FAILED if status is not None and status["status"] == "failed" else Outcome.RETRY
+    status = await db.fetchrow(MARK_RETRY, claimed.id, _error_text(error), max_attempts, claimed.attempts)
+    if status is None:
+        await _claim_lost(claimed, f"failed ({_error_text(error)})")
+        return Outcome.IN_FLIGHT
+    return Outcome.FAILED if status["status"] == "failed" else Outcome.RETRY
 
 
-async def mark_failed(delivery_id: uuid.UUID, error: BaseException | str) -> None:
-    await db.execute(MARK_FAILED, delivery_id, _error_text(error))
+async def mark_failed(claimed: Claim, error: BaseException | str) -> Outcome:
+    if await db.fetchrow(MARK_FAILED, claimed.id, _error_text(error), claimed.attempts) is None:
+        await _claim_lost(claimed, f"failed for good ({_error_text(error)})")
+        return Outcome.IN_FLIGHT
+    return Outcome.FAILED
 
 
 async def deliver(
@@ -183,55 +241,91 @@ async def deliver(
     send: Callable[[Claim], Awaitable[object]],
     *,
     max_attempts: int,
+    deadline_s: float | None = None,
 ) -> Outcome:
     """Claim, send, mark: one send of one row, whatever happens to it.
 
     ``send`` raises ``SendError(permanent=True)`` for what no retry can fix; any other
     exception counts as transient. Never raises for a failed send, so one recipient's
-    failure never stops the others.
+    failure never stops the others. ``deadline_s``: the longest the send may take; the
+    row is leased for that plus ``LEASE_MARGIN_S`` (``lease_s``), so no other attempt
+    takes it while this one may still be talking to the server. Every caller of one
+    channel passes the same deadline.
     """
-    claimed = await claim(delivery_id)
+    claimed = await claim(delivery_id, lease=lease_s(deadline_s))
     if isinstance(claimed, Outcome):
         return claimed
     # Shielded: once a send has begun, its outcome is recorded even if the actor is
     # cancelled meanwhile (a Dramatiq time limit, a shutdown). A send the server took
     # but the ledger never marked is exactly what a later attempt would send again.
-    outcome = await asyncio.shield(_send_claimed(claimed, send, max_attempts=max_attempts))
+    outcome = await asyncio.shield(
+        _send_claimed(claimed, send, max_attempts=max_attempts, deadline_s=deadline_s)
+    )
     count_delivery(claimed.channel, outcome.value)
     return outcome
 
 
 async def _send_claimed(
-    claimed: Claim, send: Callable[[Claim], Awaitable[object]], *, max_attempts: int
+    claimed: Claim,
+    send: Callable[[Claim], Awaitable[object]],
+    *,
+    max_attempts: int,
+    deadline_s: float | None,
 ) -> Outcome:
     try:
-        await send(claimed)
+        async with asyncio.timeout(deadline_s):
+            await send(claimed)
     except SendError as exc:
         if exc.permanent:
-            await mark_failed(claimed.id, exc)
-            return Outcome.FAILED
-        return await mark_retry(claimed.id, exc, max_attempts=max_attempts)
+            return await mark_failed(claimed, exc)
+        return await mark_retry(claimed, exc, max_attempts=max_attempts)
+    except TimeoutError as exc:
+        error = f"no outcome within the attempt's deadline of {deadline_s:g} s" if deadline_s else exc
+        return await mark_retry(claimed, error, max_attempts=max_attempts)
     except Exception as exc:
-        return await mark_retry(claimed.id, exc, max_attempts=max_attempts)
-    await mark_sent(claimed.id)
+        return await mark_retry(claimed, exc, max_attempts=max_attempts)
+    await mark_sent(claimed)
     return Outcome.SENT
 
 
 class DeliveriesPending(dramatiq.Retry):
     """Some sends of a message failed for now or are held elsewhere: Dramatiq retries it
-    with the actor's backoff. A ``Retry``, so the expected case is a warning line of ours
-    rather than Dramatiq's error traceback; ``last_error`` on each row says why."""
+    with the actor's backoff (or after ``delay_ms``). A ``Retry``, so the expected case is
+    a warning line of ours rather than Dramatiq's error traceback; ``last_error`` on each
+    row says why."""
 
-    def __init__(self, what: str, outcomes: Iterable[Outcome]) -> None:
+    def __init__(self, what: str, outcomes: Iterable[Outcome], delay_ms: int | None = None) -> None:
         counts: dict[str, int] = {}
         for outcome in outcomes:
             counts[outcome.value] = counts.get(outcome.value, 0) + 1
         summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
-        super().__init__(f"{what}: {summary}")
+        super().__init__(f"{what}: {summary}", delay=delay_ms)
 
 
-def raise_if_pending(what: str, outcomes: list[Outcome]) -> None:
+LEASE_LEFT = """
+SELECT extract(epoch FROM min(updated_at) + make_interval(secs => $2) - now())::float8 AS left_s
+FROM deliveries WHERE id = ANY($1::uuid[]) AND status = 'sending'
+"""
+
+IN_FLIGHT_RETRY_MIN_S = 1.0
+
+
+async def in_flight_retry_s(delivery_ids: list[uuid.UUID], lease: float) -> float:
+    """When to look again at rows another attempt holds: a live attempt marks its row
+    by itself; a crashed one's row can be claimed once its lease has run out."""
+    row = await db.fetchrow(LEASE_LEFT, delivery_ids, lease)
+    left = row["left_s"] if row is not None and row["left_s"] is not None else 0.0
+    return max(IN_FLIGHT_RETRY_MIN_S, left + IN_FLIGHT_RETRY_MIN_S)
+
+
+def raise_if_pending(what: str, outcomes: list[Outcome], *, in_flight_retry_s: float | None = None) -> None:
+    """Retry the message when any send needs it. ``in_flight_retry_s``: when the only
+    rows left are held by other attempts, come back then rather than on the backoff."""
     if any(outcome.needs_retry for outcome in outcomes):
-        pending = DeliveriesPending(what, outcomes)
-        log.warning("%s; retrying with backoff", pending)
+        delay_ms = None
+        if in_flight_retry_s is not None and Outcome.RETRY not in outcomes:
+            delay_ms = int(in_flight_retry_s * 1000)
+        pending = DeliveriesPending(what, outcomes, delay_ms)
+        when = "with backoff" if delay_ms is None else f"in {delay_ms / 1000:.1f} s (held by another attempt)"
+        log.warning("%s; retrying %s", pending, when)
         raise pending

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 
 import asyncpg
+import pytest
 
 from tests.api.conftest import Tenant
 
@@ -55,6 +56,34 @@ async def test_a_row_left_sending_is_claimed_again_only_once_it_is_stale(
     assert (
         await db.fetchval("SELECT last_error FROM deliveries WHERE id = $1", delivery_id) == INTERRUPTED_NOTE
     )
+
+
+async def test_an_attempt_whose_row_was_taken_over_cannot_mark_it(
+    acme: Tenant, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    from actors.deliveries import Claim, Outcome, claim, ensure, mark_retry, mark_sent, stale_after_s
+
+    handoff_id = await _handoff(acme)
+    rows = await ensure(acme.account_id, handoff_id, "email", ["late@example.com"])
+    delivery_id = rows["late@example.com"]
+    late = await claim(delivery_id)
+    await db.execute(
+        "UPDATE deliveries SET updated_at = now() - make_interval(secs => $2) WHERE id = $1",
+        delivery_id,
+        stale_after_s() + 1,
+    )
+    current = await claim(delivery_id)
+    assert isinstance(late, Claim) and isinstance(current, Claim)
+
+    # The first attempt was alive after all: its marks must not touch the second's claim.
+    assert await mark_retry(late, "SMTP connection lost", max_attempts=5) is Outcome.IN_FLIGHT
+    await mark_sent(late)
+    still = await db.fetchrow("SELECT status, attempts FROM deliveries WHERE id = $1", delivery_id)
+    assert (still["status"], still["attempts"]) == ("sending", 2)
+    assert "no longer its claim" in caplog.text
+
+    await mark_sent(current)
+    assert await db.fetchval("SELECT status FROM deliveries WHERE id = $1", delivery_id) == "sent"
 
 
 async def test_a_send_failing_every_time_ends_failed_after_its_attempts(
