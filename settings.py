@@ -42,9 +42,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Baton's own public address, for links to its inbox page in chat messages.
     public_url: str | None = None
 
-    # One send to the outside world (SMTP, webhook, PSA call) gives up after this long;
-    # a delivery left "sending" twice this long is taken to be a crashed attempt.
+    # One send to the outside world (SMTP command, webhook, PSA call) gives up after this
+    # long; a webhook or PSA delivery left "sending" twice this long is taken to be a
+    # crashed attempt (an e-mail's lease: actors/email.py, send_deadline_s).
     delivery_timeout_s: float = 10.0
+    # How long an SMTP client waits for the server's reply to a message's DATA (RFC 5321
+    # §4.5.3.2.6): giving up while the server stores the message makes a second copy.
+    smtp_data_timeout_s: float = 120.0
 
     remind_after_s: int = 900
     inbox_history_max_events: int = 1000
@@ -84,6 +88,7 @@ ENV_NAMES: dict[str, str] = {
     "frontend_url": "FRONTEND_URL",
     "public_url": "BATON_PUBLIC_URL",
     "delivery_timeout_s": "BATON_DELIVERY_TIMEOUT_S",
+    "smtp_data_timeout_s": "BATON_SMTP_DATA_TIMEOUT_S",
     "remind_after_s": "BATON_REMIND_AFTER_S",
     "inbox_history_max_events": "BATON_INBOX_HISTORY_MAX_EVENTS",
     "worker_heartbeat_timeout_ms": "BATON_WORKER_HEARTBEAT_TIMEOUT_MS",
@@ -113,8 +118,11 @@ DESCRIPTIONS: dict[str, str] = {
     "mail_from": "Sender of Baton's e-mail.",
     "frontend_url": "Base URL of the host app; e-mails link to `{FRONTEND_URL}/escalations`.",
     "public_url": "Baton's public base URL; Slack and Teams messages link to `{BATON_PUBLIC_URL}/inbox`.",
-    "delivery_timeout_s": "Timeout of one send (SMTP, webhook, PSA call), seconds; a delivery "
-    "stuck sending twice this long is retried.",
+    "delivery_timeout_s": "Timeout of one send (SMTP command, webhook, PSA call), seconds; a "
+    "webhook or PSA delivery stuck sending twice this long is retried.",
+    "smtp_data_timeout_s": "How long to wait for the SMTP server's reply to a message (DATA), "
+    "seconds; giving up early sends a second copy. An e-mail stuck sending longer than 8 × "
+    "`BATON_DELIVERY_TIMEOUT_S` + 2 × this + 15 s is taken for a crashed attempt and sent again.",
     "remind_after_s": "An escalation still open this long re-notifies once, seconds.",
     "inbox_history_max_events": "Events kept per account for websocket replay (`since`).",
     "worker_heartbeat_timeout_ms": "Dramatiq: a worker silent this long has its messages requeued.",
@@ -145,6 +153,7 @@ _POSITIVE = {
     "worker_idle_poll_ms",
     "outbox_sweep_interval_s",
     "delivery_timeout_s",
+    "smtp_data_timeout_s",
     "rate_limit_writes_per_minute",
     "rate_limit_inbox_connects_per_minute",
 }

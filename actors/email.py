@@ -18,6 +18,7 @@ import email.policy
 import email.utils
 import io
 import logging
+import math
 import os
 import socket
 import uuid
@@ -47,6 +48,14 @@ MAX_ATTEMPTS = 10
 SUBJECT_MAX_CHARS = 200
 SMTPS_PORT = 465
 SMTP_PORT = 25
+# RFC 5321 §4.5.3.2.6 ("DATA Termination: 10 minutes"): the server answers the message's
+# final "." only once it has taken responsibility for the message, and a client that
+# gives up on that reply early sends the message again, a second copy. So the replies to
+# DATA get BATON_SMTP_DATA_TIMEOUT_S, not the command timeout (BATON_DELIVERY_TIMEOUT_S).
+# aiosmtplib waits as long for DATA's 354 as for the 250 after the message.
+# The other waits of one send at the command timeout, at most: connect (and TLS), the
+# greeting, EHLO, AUTH (two exchanges), MAIL, RCPT, RSET after a refusal.
+SMTP_COMMAND_WAITS_PER_SEND_MAX = 8
 MAIL_FOLDER = "mail"
 NO_REASON = "No reason provided."
 INTRO = "A teammate has escalated a session and is asking for help."
@@ -167,12 +176,24 @@ def _hostname() -> str:
     return _local_hostname
 
 
+def send_deadline_s(settings: Settings) -> float:
+    """The longest one e-mail send can take while its SMTP client still waits on the
+    server: the deliveries ledger's deadline for the attempt, and (plus a margin) the
+    lease on its row, so no other attempt re-sends a row whose 250 may still come."""
+    return SMTP_COMMAND_WAITS_PER_SEND_MAX * settings.delivery_timeout_s + 2 * settings.smtp_data_timeout_s
+
+
+def lease_s(settings: Settings) -> float:
+    return deliveries.lease_s(send_deadline_s(settings))
+
+
 class SmtpSender:
     """One SMTP connection, opened on first use and reopened after an error."""
 
-    def __init__(self, config: SmtpConfig, timeout_s: float) -> None:
+    def __init__(self, config: SmtpConfig, timeout_s: float, data_timeout_s: float) -> None:
         self._config = config
         self._timeout_s = timeout_s
+        self._data_timeout_s = data_timeout_s
         self._smtp: aiosmtplib.SMTP | None = None
 
     async def _connected(self) -> aiosmtplib.SMTP:
@@ -195,19 +216,43 @@ class SmtpSender:
         return smtp
 
     async def send(self, outgoing: Outgoing) -> None:
+        """MAIL, RCPT and DATA one by one (not ``sendmail``, which waits for every reply,
+        the final 250 too, only as long as for a command)."""
         smtp = await self._connected()
         try:
-            await smtp.sendmail(outgoing.mail_from, [outgoing.to], outgoing.raw)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            refused = exc.recipients[0] if exc.recipients else None
-            code = refused.code if refused else 0
-            raise SendError(f"SMTP {code}: recipient refused", permanent=code >= 500) from None
+            await smtp.mail(outgoing.mail_from, timeout=self._timeout_s)
+            await smtp.rcpt(outgoing.to, timeout=self._timeout_s)
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            await self._rset(smtp)
+            raise SendError(f"SMTP {exc.code}: recipient refused", permanent=exc.code >= 500) from None
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset()
             raise SendError(f"SMTP {exc.code}: {exc.message[:200]}", permanent=exc.code >= 500) from None
         except (aiosmtplib.SMTPException, OSError) as exc:
             await self._reset()
             raise SendError(f"SMTP connection lost: {type(exc).__name__}") from None
+        try:
+            await smtp.data(outgoing.raw, timeout=self._data_timeout_s)
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset()
+            raise SendError(f"SMTP {exc.code}: {exc.message[:200]}", permanent=exc.code >= 500) from None
+        except aiosmtplib.SMTPTimeoutError:
+            await self._reset()
+            # The server may hold the message by now: sent again, at-least-once.
+            raise SendError(
+                f"no reply to DATA within {self._data_timeout_s:g} s; the server may have taken "
+                "the message, which is sent again"
+            ) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await self._reset()
+            raise SendError(f"SMTP connection lost during DATA: {type(exc).__name__}") from None
+
+    async def _rset(self, smtp: aiosmtplib.SMTP) -> None:
+        """A refused recipient leaves the envelope open; reset it for the next message."""
+        try:
+            await smtp.rset(timeout=self._timeout_s)
+        except (aiosmtplib.SMTPException, OSError):
+            await self._reset()
 
     async def _reset(self) -> None:
         if self._smtp is not None:
@@ -249,7 +294,9 @@ Sender = SmtpSender | FolderSender
 
 def make_sender(settings: Settings) -> Sender:
     if settings.smtp_url:
-        return SmtpSender(smtp_config(settings.smtp_url), settings.delivery_timeout_s)
+        return SmtpSender(
+            smtp_config(settings.smtp_url), settings.delivery_timeout_s, settings.smtp_data_timeout_s
+        )
     return FolderSender(Path(settings.data_dir) / MAIL_FOLDER)
 
 
@@ -293,7 +340,11 @@ async def send_rows(
                         unreachable.append(str(exc))
                         raise
 
-                outcomes.append(await deliveries.deliver(delivery_id, send, max_attempts=MAX_ATTEMPTS))
+                outcomes.append(
+                    await deliveries.deliver(
+                        delivery_id, send, max_attempts=MAX_ATTEMPTS, deadline_s=send_deadline_s(settings)
+                    )
+                )
         finally:
             await sender.close()
 
@@ -389,15 +440,13 @@ async def send_batch(handoff_id: uuid.UUID, delivery_ids: list[uuid.UUID], kind:
     return await send_rows(delivery_ids, composer(ctx, kind, settings), settings=settings)
 
 
-# Each connection sends its share of the batch, each send (claim, SMTP, mark) within two
-# send timeouts at worst; plus room for Postgres.
+# Each connection sends its share of the batch, each send (claim, SMTP, mark) within its
+# lease at worst; plus room for Postgres. A backstop: the sends themselves are bounded
+# by their deadline, and a send under way is recorded even when the limit cancels.
 TIME_LIMIT_MARGIN_S = 60
 FAN_OUT_TIME_LIMIT_MS = 60_000
 EMAIL_TIME_LIMIT_MS = int(
-    (
-        EMAIL_BATCH_SIZE / SMTP_CONNECTIONS_PER_BATCH * 2 * get_settings().delivery_timeout_s
-        + TIME_LIMIT_MARGIN_S
-    )
+    (math.ceil(EMAIL_BATCH_SIZE / SMTP_CONNECTIONS_PER_BATCH) * lease_s(get_settings()) + TIME_LIMIT_MARGIN_S)
     * 1000
 )
 
@@ -424,7 +473,17 @@ async def send_escalation_emails(handoff_id: str, session_id: str | None = None)
     time_limit=EMAIL_TIME_LIMIT_MS,
 )
 async def send_email_batch(handoff_id: str, delivery_ids: list[str], kind: MailKind = "escalation") -> None:
-    outcomes = await send_batch(uuid.UUID(handoff_id), [uuid.UUID(i) for i in delivery_ids], kind)
+    ids = [uuid.UUID(i) for i in delivery_ids]
+    outcomes = await send_batch(uuid.UUID(handoff_id), ids, kind)
     sent = sum(outcome is Outcome.SENT for outcome in outcomes)
     log.info("hand-off %s: %d of %d %s e-mail(s) sent now", handoff_id, sent, len(outcomes), kind)
-    deliveries.raise_if_pending(f"{kind} e-mails of hand-off {handoff_id}", outcomes)
+    await raise_if_pending(f"{kind} e-mails of hand-off {handoff_id}", ids, outcomes)
+
+
+async def raise_if_pending(what: str, delivery_ids: list[uuid.UUID], outcomes: list[Outcome]) -> None:
+    """Retry when a send needs it; rows held by another attempt are looked at again when
+    that attempt's lease runs out (a crashed worker's rows), not on the backoff."""
+    retry_s = None
+    if Outcome.IN_FLIGHT in outcomes:
+        retry_s = await deliveries.in_flight_retry_s(delivery_ids, lease_s(get_settings()))
+    deliveries.raise_if_pending(what, outcomes, in_flight_retry_s=retry_s)

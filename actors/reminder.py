@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -24,7 +25,8 @@ from actors import db, deliveries
 from actors.broker import broker
 from actors.chat import headline
 from actors.context import load
-from actors.email import send_batch
+from actors.email import SMTP_CONNECTIONS_PER_BATCH, send_batch
+from actors.email import lease_s as email_lease_s
 from settings import get_settings
 from tables.enums import PRIORITIES, SENIOR_ROLES
 
@@ -127,11 +129,17 @@ async def remind(handoff_id: uuid.UUID) -> bool:
     return reminded
 
 
-# Reminder e-mails go out over a few connections: room for a slow server, plus Postgres.
+# Reminder e-mails go out over SMTP_CONNECTIONS_PER_BATCH connections, each send within
+# its lease at worst (actors/email.py), plus Postgres. A backstop: a send under way is
+# recorded even when the limit cancels the actor.
 SENDS_PER_RUN_MAX = 20
 TIME_LIMIT_MARGIN_S = 60
 REMINDER_TIME_LIMIT_MS = int(
-    (SENDS_PER_RUN_MAX * get_settings().delivery_timeout_s + TIME_LIMIT_MARGIN_S) * 1000
+    (
+        math.ceil(SENDS_PER_RUN_MAX / SMTP_CONNECTIONS_PER_BATCH) * email_lease_s(get_settings())
+        + TIME_LIMIT_MARGIN_S
+    )
+    * 1000
 )
 
 

@@ -4,6 +4,9 @@
 ``up()`` opens it again on the same port. ``rcpt_delay_s`` holds each RCPT TO before
 answering: a worker killed then has the message mid-transaction, before DATA, so the
 server never accepts it; the repeat after the restart is the only copy.
+``data_reply_delay_s`` keeps each message at once and only then holds its ``250``: a
+server that took the message but answers late (RFC 5321 §4.5.3.2.6, a busy queue
+writer); a client that gives up on the reply does not know the message went through.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ class _Handler:
         )
         with self.owner.lock:
             self.owner.received.append(received)
+        if self.owner.data_reply_delay_s:
+            await asyncio.sleep(self.owner.data_reply_delay_s)
         return "250 Message accepted for delivery"
 
 
@@ -77,6 +82,7 @@ class FakeSmtp:
         self.received: list[Received] = []
         self.lock = threading.Lock()
         self.rcpt_delay_s = 0.0
+        self.data_reply_delay_s = 0.0  # the message is kept before this wait, the 250 after
         self.refuse: dict[str, str] = {}  # address -> "550 …" reply
         self._controller: Controller | None = None
 
