@@ -3,9 +3,10 @@
     uv run python bench/fanout.py [--clients-per-replica 500] [--events 2000] [--rate 25]
 
 Starts its own embedded Postgres and Redis, two `baton serve` processes, and connects
-``clients-per-replica`` websocket clients (aiohttp: far cheaper per frame than the
-alternatives, which matters on 2 cores where the clients share the CPU with the
-servers) to each. Then:
+``clients-per-replica`` websocket clients to each: by default lean ones
+(bench/lean_ws.py, a hand-parsed RFC 6455 reader), because on 2 cores the clients share
+the CPU with the servers, and aiohttp's per-frame cost (``--client aiohttp``) made the
+clients' own backlog the larger part of the latency measured. Then:
 
 1. **Baseline**: raw Redis PUBLISH → a redis-py pub/sub subscriber, same pace and count.
 2. **Baton**: ``inbox.publish`` (stream + pub/sub, as the web and workers do) → every
@@ -23,6 +24,7 @@ import asyncio
 import functools
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +38,7 @@ import asyncpg
 import redis.asyncio
 
 from bench.background_stack import percentiles
+from bench.lean_ws import LeanClients
 from cli.embedded_postgres import EmbeddedPostgres
 from cli.embedded_redis import EmbeddedRedis
 from cli.processes import free_port, wait_until
@@ -46,6 +49,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "fanout.json"
 SECRET = "bench-secret-" + "x" * 32
 IDLE_SETTLE_S = 3.0
+CLIENT_KINDS = {
+    "lean": "bench/lean_ws.py: one asyncio.Protocol per socket, frames parsed by hand",
+    "aiohttp": "aiohttp ClientSession.ws_connect, one reader task and a JSON parse per frame",
+}
 DRAIN_TIMEOUT_S = 60.0
 
 
@@ -143,10 +150,13 @@ class Clients:
         await self.session.close()
 
 
-def start_server(port: int, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, env: dict[str, str], log_dir: Path, profile_to: Path | None = None
+) -> subprocess.Popen[bytes]:
     log = open(log_dir / f"serve-{port}.log", "wb")  # noqa: SIM115 - lives as long as the server
+    profiler = ["-m", "cProfile", "-o", f"{profile_to}.{port}"] if profile_to else []
     return subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--port", str(port)],
+        [sys.executable, *profiler, "-m", "cli", "serve", "--port", str(port)],
         cwd=ROOT,
         env={**os.environ, **env, "BATON_LOG_LEVEL": "WARNING"},
         stdout=log,
@@ -159,7 +169,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     postgres = EmbeddedPostgres(work / "postgres", free_port(), durable=False)
     redis_server = EmbeddedRedis(work / "redis", free_port(), durable=False)
     servers: list[subprocess.Popen[bytes]] = []
-    clients = Clients()
+    clients: Clients | LeanClients = LeanClients() if args.client == "lean" else Clients()
     try:
         postgres.start()
         redis_server.start()
@@ -187,7 +197,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  p50 {raw['p50_ms']} ms, p99 {raw['p99_ms']} ms", flush=True)
 
         ports = [free_port(), free_port()]
-        servers = [start_server(port, env, work) for port in ports]
+        profile_to = args.profile.resolve() if args.profile else None
+        servers = [start_server(port, env, work, profile_to) for port in ports]
         for port in ports:
             if not wait_until(functools.partial(_ready, port), 30):
                 raise RuntimeError(f"baton serve on {port} did not start; see {work}")
@@ -198,7 +209,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             url = f"ws://127.0.0.1:{port}/api/v1/inbox"
             for start in range(0, args.clients_per_replica, 50):
                 batch = min(50, args.clients_per_replica - start)
-                await asyncio.gather(*(clients.connect(url, token) for _ in range(batch)))
+                if isinstance(clients, LeanClients):
+                    connects = [
+                        clients.connect("127.0.0.1", port, "/api/v1/inbox", token) for _ in range(batch)
+                    ]
+                else:
+                    connects = [clients.connect(url, token) for _ in range(batch)]
+                await asyncio.gather(*connects)
         await asyncio.sleep(IDLE_SETTLE_S)  # let allocations settle before reading RSS
         rss_after = [rss_kib(server.pid) for server in servers]
         per_socket_kib = [
@@ -240,6 +257,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "clients_per_replica": args.clients_per_replica,
             "events": args.events,
             "rate_per_s": args.rate,
+            "client": CLIENT_KINDS[args.client],
             "raw_redis_publish_to_subscriber": raw,
             "baton_publish_to_websocket": hub,
             "ratio_p50_to_raw": round(hub["p50_ms"] / raw["p50_ms"], 2),
@@ -250,7 +268,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         await clients.close()
         for server in servers:
-            server.terminate()
+            # uvicorn re-raises the signal it stopped on: SIGINT lets cProfile write.
+            server.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
         for server in servers:
             server.wait(15)
         redis_server.stop()
@@ -272,7 +291,21 @@ def main() -> None:
     parser.add_argument("--clients-per-replica", type=int, default=500)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=25.0, help="events published per second")
-    result = asyncio.run(run(parser.parse_args()))
+    parser.add_argument(
+        "--client",
+        choices=sorted(CLIENT_KINDS),
+        default="lean",
+        help="the websocket clients: lean (bench/lean_ws.py, the default) or aiohttp",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="STATS",
+        help="run each server under cProfile, stats to STATS.<port> (figures then not for the record)",
+    )
+    import uvloop
+
+    result = uvloop.run(run(parser.parse_args()))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {RESULTS.relative_to(ROOT)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections import deque
+from collections.abc import Callable
 
 from .frames import RESYNC_FRAME
 from .ids import ZERO_ID, EventKey, format_event_id
@@ -22,6 +23,10 @@ class SubscriberDropped(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(f"inbox subscriber dropped: {reason}")
         self.reason = reason
+
+
+WriteNow = Callable[[bytes], bool]
+"""Writes a frame to the socket at once; False when it cannot now (see attach_writer)."""
 
 
 class Offer(enum.Enum):
@@ -63,6 +68,8 @@ class Subscriber:
         self._cursor: EventKey | None = None
         self._pending: list[tuple[EventKey, bytes]] = []
         self._closed = False
+        self._write_now: WriteNow | None = None
+        self._reader_parked = False  # next_frame() waits, with nothing queued
 
     @property
     def dropped_slow(self) -> bool:
@@ -92,7 +99,11 @@ class Subscriber:
             if self.drop_reason is not None:
                 raise SubscriberDropped(self.drop_reason)
             self._wakeup.clear()
-            await self._wakeup.wait()
+            self._reader_parked = True
+            try:
+                await self._wakeup.wait()
+            finally:
+                self._reader_parked = False
         frame, live = self._frames.popleft()
         if live:
             self._live_frames -= 1
@@ -103,6 +114,13 @@ class Subscriber:
 
     async def __anext__(self) -> bytes:
         return await self.next_frame()
+
+    def attach_writer(self, write_now: WriteNow) -> None:
+        """From now on, a frame offered while the reader is parked with nothing queued is
+        written at once by ``write_now`` instead of waking the reader: no task switch per
+        socket per event. The reader must have sent everything it took (it has, when
+        parked), so the order holds; when ``write_now`` says no, the frame is queued."""
+        self._write_now = write_now
 
     # The hub's side. Plain methods, no awaits: each runs whole between the hub's reads.
 
@@ -137,6 +155,10 @@ class Subscriber:
         if (live and self._live_frames >= self._buffer_events) or len(self._frames) >= self._frames_max:
             self.drop(DROPPED_SLOW)
             return Offer.DROPPED
+        write_now = self._write_now if self._reader_parked and not self._frames else None
+        if write_now is not None and write_now(frame):
+            self._cursor = key
+            return Offer.QUEUED
         self._append(frame, live=live)
         self._cursor = key
         return Offer.QUEUED
@@ -155,6 +177,7 @@ class Subscriber:
             return
         self._closed = True
         self.drop_reason = reason
+        self._write_now = None
         self._frames.clear()
         self._pending.clear()
         self._live_frames = 0
@@ -164,6 +187,7 @@ class Subscriber:
     def close(self) -> None:
         """Unsubscribed by its owner: stop accepting frames."""
         self._closed = True
+        self._write_now = None
         self._frames.clear()
         self._pending.clear()
 

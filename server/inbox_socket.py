@@ -10,6 +10,9 @@ The conversation (SPEC "Wire shapes"):
    after ``?since=`` (or sends ``{"type": "resync"}`` when they were trimmed away), then
    streams live events ``{"id", "type", …}``.
 
+Live frames are written straight to the socket's transport when the server offers it
+(``server.inbox_wire``), through ASGI otherwise.
+
 The account comes only from the token. Protocol pings are uvicorn's (``ws_ping_interval``):
 a client that stops answering is dropped. A client that reads too slowly overflows its
 bounded buffer in the hub and is closed with 1013 instead of slowing the others.
@@ -30,6 +33,7 @@ from litestar.exceptions import WebSocketDisconnect
 import log_context
 from inbox import Hub, InvalidEventId, SubscriberDropped
 from server.auth import UserCaller, caller_from_token
+from server.inbox_wire import WRITE_TEXT_NOW
 from server.problems import Problem
 from server.rate_limits import CLOSE_RATE_LIMITED, inbox_connect_refusal
 from settings import Settings
@@ -130,6 +134,11 @@ async def inbox_socket(socket: WebSocket[Any, Any, Any]) -> None:
             raise _Refused(CLOSE_BAD_REQUEST, str(exc)[:120]) from None
         hello = {"type": "hello", "account_id": account_id, "last_event_id": sub.last_event_id}
         await socket.send_data(msgspec.json.encode(hello).decode(), mode="text")
+        # After the hello, which must come first: live frames may now skip the ASGI path.
+        extensions: dict[Any, Any] = socket.scope.get("extensions") or {}
+        write_now = extensions.get(WRITE_TEXT_NOW)
+        if callable(write_now):
+            sub.attach_writer(write_now)
         log.debug("inbox socket open: user %s, account %s", user_id, account_id)
         await _serve(socket, sub)
     except _Refused as refused:

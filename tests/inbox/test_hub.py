@@ -11,6 +11,7 @@ import redis.asyncio
 from inbox import (
     RESYNC_FRAME,
     InvalidEventId,
+    Subscriber,
     SubscriberDropped,
     decode_frame,
     last_event_id,
@@ -182,3 +183,61 @@ async def test_a_stranger_message_on_an_inbox_channel_costs_nobody_their_events(
 
     assert await next_ids(sub, 1) == [event_id]
     assert hub.stats.connection_failures == 0
+
+
+class _Socket:
+    """A socket as the hub sees it: frames written at once (``write_now``, which can
+    refuse like a transport pushing back) or by the socket's reader, onto one wire."""
+
+    def __init__(self) -> None:
+        self.wire: list[tuple[str, bytes]] = []  # (how, frame)
+        self.accepting = True
+        self._arrived = asyncio.Event()
+
+    def write_now(self, frame: bytes) -> bool:
+        if not self.accepting:
+            return False
+        self._put("direct", frame)
+        return True
+
+    async def read(self, sub: Subscriber) -> None:
+        async for frame in sub:
+            self._put("reader", frame)
+
+    def _put(self, how: str, frame: bytes) -> None:
+        self.wire.append((how, frame))
+        self._arrived.set()
+
+    async def until(self, count: int) -> None:
+        async with asyncio.timeout(10):
+            while len(self.wire) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+
+
+async def test_live_frames_skip_a_parked_reader_and_keep_their_order_when_the_socket_pushes_back(
+    start_hub: StartHub, aredis: redis.asyncio.Redis, account_id: str
+) -> None:
+    hub = await start_hub()
+    sub = await hub.subscribe(account_id)
+    socket = _Socket()
+    sub.attach_writer(socket.write_now)
+    reader = asyncio.ensure_future(socket.read(sub))
+    try:
+        first = await publish(aredis, account_id, created(1))
+        await socket.until(1)
+        socket.accepting = False  # the client reads too slowly: frames queue for the reader
+        pushed_back = [await publish(aredis, account_id, created(n)) for n in (2, 3)]
+        await socket.until(3)
+        socket.accepting = True
+        last = await publish(aredis, account_id, created(4))
+        await socket.until(4)
+    finally:
+        reader.cancel()
+
+    assert [(how, decode_frame(frame)[0]) for how, frame in socket.wire] == [
+        ("direct", first),
+        ("reader", pushed_back[0]),
+        ("reader", pushed_back[1]),
+        ("direct", last),
+    ]
