@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -36,6 +37,12 @@ class Child:
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL what is left of a child's process group (each child leads its own)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 class Supervisor:
@@ -73,6 +80,7 @@ class Supervisor:
             if child.process is None or child.process.poll() is None:
                 continue
             code = child.process.returncode
+            _kill_group(child.process.pid)  # a crashed pool's orphaned Dramatiq processes
             if now - child.started_at >= HEALTHY_AFTER_S:
                 child.backoff_s = RESTART_BACKOFF_MIN_S
             how = f"signal {-code}" if code < 0 else f"code {code}"
@@ -106,4 +114,7 @@ class Supervisor:
                 log.warning("%s did not stop within %.0f s; killing it", child.name, grace_s)
                 child.process.kill()
                 child.process.wait()
+            # Its whole group, stragglers included: a worker pool's Dramatiq processes are
+            # its children, not ours, and outlive a parent killed before it stopped them.
+            _kill_group(child.process.pid)
         log.info("stopped %s", ", ".join(c.name for c in self.children) or "nothing")
