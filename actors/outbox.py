@@ -39,6 +39,7 @@ from dramatiq.middleware import Middleware
 from actors import db
 from actors.announce import publish_announcement
 from actors.broker import PiccoloPool, broker
+from actors.delivery_sweep import sweep_stuck_deliveries
 from settings import Settings, get_settings
 from tables.delivery import OUTBOX_NOTIFY_CHANNEL
 
@@ -278,6 +279,7 @@ async def _wait_for(stopping: asyncio.Future[Any], wake: asyncio.Event | None, t
 
 
 async def _prune_and_report() -> None:
+    await sweep_stuck_deliveries()
     pruned = await prune()
     if pruned:
         log.info("outbox: pruned %d sent row(s)", pruned)
