@@ -49,6 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How long an SMTP client waits for the server's reply to a message's DATA (RFC 5321
     # §4.5.3.2.6): giving up while the server stores the message makes a second copy.
     smtp_data_timeout_s: float = 120.0
+    delivery_sweep_after_s: float = 900.0
 
     remind_after_s: int = 900
     inbox_history_max_events: int = 1000
@@ -89,6 +90,7 @@ ENV_NAMES: dict[str, str] = {
     "public_url": "BATON_PUBLIC_URL",
     "delivery_timeout_s": "BATON_DELIVERY_TIMEOUT_S",
     "smtp_data_timeout_s": "BATON_SMTP_DATA_TIMEOUT_S",
+    "delivery_sweep_after_s": "BATON_DELIVERY_SWEEP_AFTER_S",
     "remind_after_s": "BATON_REMIND_AFTER_S",
     "inbox_history_max_events": "BATON_INBOX_HISTORY_MAX_EVENTS",
     "worker_heartbeat_timeout_ms": "BATON_WORKER_HEARTBEAT_TIMEOUT_MS",
@@ -120,6 +122,8 @@ DESCRIPTIONS: dict[str, str] = {
     "public_url": "Baton's public base URL; Slack and Teams messages link to `{BATON_PUBLIC_URL}/inbox`.",
     "delivery_timeout_s": "Timeout of one send (SMTP command, webhook, PSA call), seconds; a "
     "webhook or PSA delivery stuck sending twice this long is retried.",
+    "delivery_sweep_after_s": "Deliveries left pending (or mid-send) this long, their message "
+    "presumably lost, get their job sent again (at most once per row still); seconds.",
     "smtp_data_timeout_s": "How long to wait for the SMTP server's reply to a message (DATA), "
     "seconds; giving up early sends a second copy. An e-mail stuck sending longer than 8 × "
     "`BATON_DELIVERY_TIMEOUT_S` + 2 × this + 15 s is taken for a crashed attempt and sent again.",
@@ -154,6 +158,7 @@ _POSITIVE = {
     "outbox_sweep_interval_s",
     "delivery_timeout_s",
     "smtp_data_timeout_s",
+    "delivery_sweep_after_s",
     "rate_limit_writes_per_minute",
     "rate_limit_inbox_connects_per_minute",
 }

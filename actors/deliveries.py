@@ -176,9 +176,13 @@ async def claim(delivery_id: uuid.UUID, *, lease: float | None = None) -> Claim 
 
 
 # Each mark applies only while the row is still this attempt's claim: ``attempts`` is
-# the claim's number. A row reclaimed meanwhile belongs to the later attempt.
-MARK_SENT = """
-UPDATE deliveries SET status = 'sent', sent_at = now(), last_error = NULL, updated_at = now()
+# the claim's number. A row reclaimed meanwhile belongs to the later attempt. A row taken
+# over from a crashed attempt keeps that note once sent: its recipient may have got two
+# copies, and the audit trail (GET /deliveries) says why.
+MARK_SENT = f"""
+UPDATE deliveries
+SET status = 'sent', sent_at = now(), updated_at = now(),
+    last_error = CASE WHEN last_error = '{INTERRUPTED_NOTE}' THEN last_error END
 WHERE id = $1 AND status = 'sending' AND attempts = $2
 RETURNING status
 """

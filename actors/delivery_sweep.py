@@ -4,9 +4,9 @@ A ``deliveries`` row is written by its job (the e-mail fan-out, chat, the PSA pu
 before the send, and that job's retries see it through. If the message carrying the
 send is lost instead (its retry could not be enqueued while Redis restarted; a worker
 died and Dramatiq never gave its message back), the row stays ``pending``, or
-``sending`` with its lease run out, for good. With each prune of the outbox (every ten
-minutes, and when a worker starts), one worker (the one that takes a
-transaction-level advisory lock) writes an outbox job again for every hand-off
+``sending`` with its lease run out, for good. When a worker starts, and then every half
+``BATON_DELIVERY_SWEEP_AFTER_S`` (at most every ten minutes), one worker (the one that
+takes a transaction-level advisory lock) writes an outbox job again for every hand-off
 and channel with such rows; the relay sends it. Jobs are idempotent and the ledger's
 claim sends a row at most once, so sweeping a row that was only slow costs a message,
 never a second e-mail.
@@ -17,12 +17,11 @@ from __future__ import annotations
 import logging
 
 from actors import db
+from settings import get_settings
 
 log = logging.getLogger("baton.deliveries")
 
-# Untouched this long: longer than any sending actor's retry backoff (at most 300 s)
-# plus a batch's time limit at the defaults, so a row still on its way is left alone.
-STUCK_AFTER_S = 900.0
+SWEEP_INTERVAL_MAX_S = 600.0
 # Older rows are given up on: their hand-off is long past help.
 SWEEP_WINDOW_S = 24 * 3600.0
 SWEEP_LOCK = "baton:delivery-sweep"
@@ -54,9 +53,17 @@ RETURNING actor_name, payload->>'handoff_id' AS handoff_id
 """
 
 
-async def sweep_stuck_deliveries(stuck_after_s: float = STUCK_AFTER_S) -> int:
-    """Write the jobs again for rows untouched ``stuck_after_s``; returns how many jobs.
-    Nothing when another worker is sweeping right now."""
+def sweep_interval_s() -> float:
+    return min(SWEEP_INTERVAL_MAX_S, get_settings().delivery_sweep_after_s / 2)
+
+
+async def sweep_stuck_deliveries(stuck_after_s: float | None = None) -> int:
+    """Write the jobs again for rows untouched ``stuck_after_s`` (by default
+    ``BATON_DELIVERY_SWEEP_AFTER_S``: longer than any sending actor's retry backoff, 300 s
+    at most, so a row still on its way is left alone); returns how many jobs. Nothing
+    when another worker is sweeping right now."""
+    if stuck_after_s is None:
+        stuck_after_s = get_settings().delivery_sweep_after_s
     async with db.transaction() as conn:
         if not await conn.fetchval(TAKE_LOCK, SWEEP_LOCK):
             return 0

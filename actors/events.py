@@ -1,10 +1,9 @@
 """Inbox events from the actors, published on the worker's loop, each at most once per hand-off.
 
-Redis keys owned here:
-    baton:published:{handoff_id}:{event type}   "1", kept PUBLISHED_MARK_TTL_S, set after the
-        event was published, so a retried or redelivered actor does not announce twice.
-        A crash between the publish and the mark repeats the event: harmless, a client
-        just refreshes the card once more.
+Each is published under the once-name ``{event type}:{handoff_id}`` (``inbox.publish``'s
+``once``): the mark and the event are written by one script, so a retried or
+redelivered actor, or one killed right after publishing, never announces twice. The
+keys are the inbox's (``inbox/keys.py``).
 """
 
 from __future__ import annotations
@@ -16,13 +15,11 @@ import weakref
 
 import redis.asyncio
 
-from inbox import Event, publish
+from inbox import Event, keys, publish
 from settings import get_settings
 
 log = logging.getLogger("baton.actors")
 
-PUBLISHED_MARK_KEY = "baton:published:{handoff_id}:{event_type}"
-PUBLISHED_MARK_TTL_S = 7 * 24 * 3600
 REDIS_SOCKET_TIMEOUT_S = 5.0
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
@@ -45,17 +42,23 @@ def redis_client() -> redis.asyncio.Redis:
     return client
 
 
-async def publish_once(account_id: uuid.UUID, handoff_id: uuid.UUID, event: Event) -> bool:
-    """Publish ``event`` unless it was already published for this hand-off; True if it was now.
+async def publish_once(account_id: uuid.UUID, handoff_id: uuid.UUID, event: Event) -> str:
+    """Publish ``event`` unless it was already published for this hand-off; its event id.
 
     Raises when Redis is unreachable, so the actor's message is retried.
     """
-    client = redis_client()
-    event_type = type(event).__struct_config__.tag
-    mark = PUBLISHED_MARK_KEY.format(handoff_id=handoff_id, event_type=event_type)
-    if await client.exists(mark):
-        return False
-    await publish(client, account_id, event)
-    await client.set(mark, "1", ex=PUBLISHED_MARK_TTL_S)
-    log.info("published %s for hand-off %s", event_type, handoff_id)
-    return True
+    event_type: str = type(event).__struct_config__.tag  # type: ignore[assignment]
+    # One script: the event and its once-mark go together, or neither does.
+    event_id = await publish(redis_client(), account_id, event, once=once_name(handoff_id, event_type))
+    log.info("published %s for hand-off %s (or it was already)", event_type, handoff_id)
+    return event_id
+
+
+def once_name(handoff_id: object, event_type: str) -> str:
+    """The once-name an actor publishes a hand-off's event under."""
+    return f"{event_type}:{handoff_id}"
+
+
+def published_mark_key(account_id: object, handoff_id: object, event_type: str) -> str:
+    """The Redis key marking that event as published: deleting it lets it go out again."""
+    return keys.published_mark(account_id, once_name(handoff_id, event_type))

@@ -39,7 +39,7 @@ from dramatiq.middleware import Middleware
 from actors import db
 from actors.announce import publish_announcement
 from actors.broker import PiccoloPool, broker
-from actors.delivery_sweep import sweep_stuck_deliveries
+from actors.delivery_sweep import sweep_interval_s, sweep_stuck_deliveries
 from settings import Settings, get_settings
 from tables.delivery import OUTBOX_NOTIFY_CHANNEL
 
@@ -232,7 +232,7 @@ async def relay_forever(stop: asyncio.Event) -> None:
     wake = asyncio.Event()
     listener = OutboxListener(wake)
     stopping = asyncio.ensure_future(stop.wait())
-    next_prune = 0.0
+    next_prune = next_sweep = 0.0
     failures = 0
     loop = asyncio.get_running_loop()
     try:
@@ -251,6 +251,9 @@ async def relay_forever(stop: asyncio.Event) -> None:
                 if loop.time() >= next_prune:
                     await _prune_and_report()
                     next_prune = loop.time() + PRUNE_INTERVAL_S
+                if loop.time() >= next_sweep:
+                    await sweep_stuck_deliveries()
+                    next_sweep = loop.time() + sweep_interval_s()
                 failures = 0
                 wait_s = settings.outbox_sweep_interval_s
             except Exception:
@@ -279,7 +282,6 @@ async def _wait_for(stopping: asyncio.Future[Any], wake: asyncio.Event | None, t
 
 
 async def _prune_and_report() -> None:
-    await sweep_stuck_deliveries()
     pruned = await prune()
     if pruned:
         log.info("outbox: pruned %d sent row(s)", pruned)

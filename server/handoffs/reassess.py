@@ -51,14 +51,12 @@ async def retry_assessment(
 
     # Imported here: actors bind to REDIS_URL when imported (see server.handoffs.jobs).
     from actors.assessment import assess_handoff
-    from actors.events import PUBLISHED_MARK_KEY
+    from actors.events import published_mark_key
 
     try:
         # The failed run announced itself once; without this the retry's result would
         # be taken for a repeat and never reach the inboxes.
-        await redis_client.delete(
-            PUBLISHED_MARK_KEY.format(handoff_id=handoff_id, event_type=ASSESSMENT_READY_EVENT)
-        )
+        await redis_client.delete(published_mark_key(account_id, handoff_id, ASSESSMENT_READY_EVENT))
         # Dramatiq's send is a blocking Redis call: off the event loop.
         await asyncio.to_thread(assess_handoff.send, str(handoff_id), str(session_id))
     except Exception:

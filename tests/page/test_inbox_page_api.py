@@ -51,11 +51,11 @@ async def _failed_escalation(
 async def test_a_failed_assessment_is_sent_to_the_workers_again(
     client: httpx.AsyncClient, tenant: TenantFactory, db: asyncpg.Connection, redis_url: str
 ) -> None:
-    from actors.events import PUBLISHED_MARK_KEY  # imported once the settings are known
+    from actors.events import published_mark_key  # imported once the settings are known
 
-    _, headers, handoff_id = await _failed_escalation(tenant, db)
+    acme, headers, handoff_id = await _failed_escalation(tenant, db)
     store = redis.asyncio.Redis.from_url(redis_url)
-    mark = PUBLISHED_MARK_KEY.format(handoff_id=handoff_id, event_type="handoff_assessment_ready")
+    mark = published_mark_key(acme.account_id, handoff_id, "handoff_assessment_ready")
     try:
         await store.set(mark, "1")  # the failure was announced once
         queued_before = set(await store.hkeys(AI_QUEUE_MESSAGES))
