@@ -1,4 +1,9 @@
-"""The deliveries sweep: rows whose send was lost on the way are sent after all.
+"""The sweep: work whose message was lost in the broker is sent again.
+
+Two kinds of lost work. **A job** (an outbox row) sent to Dramatiq but never done
+(``outbox.done_at``, set by ``actors.outbox.OutboxJobDone``) for
+``BATON_DELIVERY_SWEEP_AFTER_S``: the row is made unsent again, and the relay sends it,
+at most ``JOB_SENDS_MAX`` times in all. **A delivery row**, below.
 
 A ``deliveries`` row is written by its job (the e-mail fan-out, chat, the PSA push)
 before the send, and that job's retries see it through. If the message carrying the
@@ -55,6 +60,59 @@ RETURNING actor_name, payload->>'handoff_id' AS handoff_id
 
 def sweep_interval_s() -> float:
     return min(SWEEP_INTERVAL_MAX_S, get_settings().delivery_sweep_after_s / 2)
+
+
+JOB_SENDS_MAX = 5
+
+# Sent, never done, not announcements (the relay publishes those itself, done at once),
+# and for a delayed job (the reminder) only once it is overdue by as long.
+RESEND_UNDONE_JOBS = """
+UPDATE outbox SET sent_at = NULL
+WHERE sent_at IS NOT NULL AND done_at IS NULL
+  AND sent_at < now() - make_interval(secs => $1)
+  AND created_at > now() - make_interval(secs => $2)
+  AND attempts < $3
+  AND actor_name <> 'announce_events'
+  AND NOT EXISTS (
+      SELECT 1 FROM unnest($4::text[], $5::float8[]) AS delayed(actor_name, delay_s)
+      WHERE delayed.actor_name = outbox.actor_name
+        AND outbox.created_at > now() - make_interval(secs => $1 + delayed.delay_s)
+  )
+RETURNING actor_name, payload->>'handoff_id' AS handoff_id
+"""
+
+
+async def sweep_lost_work(stuck_after_s: float | None = None) -> int:
+    """Both sweeps; returns how many jobs are sent again. Nothing when another worker
+    is sweeping right now."""
+    if stuck_after_s is None:
+        stuck_after_s = get_settings().delivery_sweep_after_s
+    return await sweep_undone_jobs(stuck_after_s) + await sweep_stuck_deliveries(stuck_after_s)
+
+
+async def sweep_undone_jobs(stuck_after_s: float) -> int:
+    from actors.outbox import JOB_DELAYS_S  # the relay imports this module
+
+    settings = get_settings()
+    delays = {name: delay(settings) for name, delay in JOB_DELAYS_S.items()}
+    async with db.transaction() as conn:
+        if not await conn.fetchval(TAKE_LOCK, SWEEP_LOCK + ":jobs"):
+            return 0
+        rows = await conn.fetch(
+            RESEND_UNDONE_JOBS,
+            stuck_after_s,
+            SWEEP_WINDOW_S,
+            JOB_SENDS_MAX,
+            list(delays),
+            list(delays.values()),
+        )
+    for row in rows:
+        log.warning(
+            "job %s of hand-off %s sent but never done (a lost message?): sending it again",
+            row["actor_name"],
+            row["handoff_id"],
+        )
+    return len(rows)
 
 
 async def sweep_stuck_deliveries(stuck_after_s: float | None = None) -> int:

@@ -34,12 +34,13 @@ import asyncpg
 import dramatiq
 import redis
 from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 
 from actors import db
 from actors.announce import publish_announcement
 from actors.broker import PiccoloPool, broker
-from actors.delivery_sweep import sweep_interval_s, sweep_stuck_deliveries
+from actors.delivery_sweep import sweep_interval_s, sweep_lost_work
 from settings import Settings, get_settings
 from tables.delivery import OUTBOX_NOTIFY_CHANNEL
 
@@ -122,7 +123,8 @@ def _enqueue(rows: Sequence[Any], settings: Settings) -> tuple[list[uuid.UUID], 
             continue
         payload = db.load_json(row["payload"]) or {}
         try:
-            actor.send_with_options(kwargs=payload, delay=_delay_ms(row, now, settings))
+            options: dict[str, Any] = {OUTBOX_ID_OPTION: str(row["id"])}
+            actor.send_with_options(kwargs=payload, delay=_delay_ms(row, now, settings), **options)
         except (redis.RedisError, OSError) as exc:
             return sent, f"{type(exc).__name__}: {exc}"
         sent.append(row["id"])
@@ -252,7 +254,7 @@ async def relay_forever(stop: asyncio.Event) -> None:
                     await _prune_and_report()
                     next_prune = loop.time() + PRUNE_INTERVAL_S
                 if loop.time() >= next_sweep:
-                    await sweep_stuck_deliveries()
+                    await sweep_lost_work()
                     next_sweep = loop.time() + sweep_interval_s()
                 failures = 0
                 wait_s = settings.outbox_sweep_interval_s
@@ -288,6 +290,33 @@ async def _prune_and_report() -> None:
     unknown = await db.fetch(UNKNOWN_ACTORS, known_actors())
     for row in unknown:
         log.error("outbox: %d unsent row(s) for unknown actor %r", row["n"], row["actor_name"])
+
+
+OUTBOX_ID_OPTION = "baton_outbox_id"  # message option: the outbox row a message carries
+MARK_DONE = "UPDATE outbox SET done_at = now() WHERE id = $1 AND done_at IS NULL"
+
+
+class OutboxJobDone(Middleware):
+    """Marks a job's outbox row done once its message (or a retry of it, which keeps the
+    option) has succeeded. A job sent and never done was lost in the broker: the sweep
+    (actors/delivery_sweep.py) sends it again."""
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        outbox_id = message.options.get(OUTBOX_ID_OPTION)
+        loop_thread = get_event_loop_thread()
+        if exception is not None or not outbox_id or loop_thread is None:
+            return
+        try:
+            loop_thread.run_coroutine(db.execute(MARK_DONE, uuid.UUID(str(outbox_id))))
+        except Exception:  # the job is done; at worst the sweep runs it (idempotent) again
+            log.exception("outbox: could not mark job %s done", outbox_id)
 
 
 class OutboxRelay(Middleware):
@@ -326,3 +355,4 @@ class OutboxRelay(Middleware):
 # pool opens, then the relay starts) and before_worker_shutdown first-first (the relay
 # stops, then the pool closes).
 broker.add_middleware(OutboxRelay(), before=PiccoloPool)
+broker.add_middleware(OutboxJobDone())

@@ -66,6 +66,7 @@ class Outbox(Table, tablename="outbox"):
     attempts = Integer(default=0)
     created_at = created_at()
     sent_at = Timestamptz(null=True, default=None)
+    done_at = Timestamptz(null=True, default=None)  # the job's message succeeded
 
 
 class AppNotification(Table, tablename="app_notifications"):

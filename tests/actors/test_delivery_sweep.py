@@ -1,5 +1,6 @@
-"""E-mails whose send was lost on the way (the fan-out wrote the rows, the message that
-would send them never arrived) are sent by the workers' sweep, once each."""
+"""Work whose message was lost in the broker is done after all, by the workers' sweep:
+jobs sent and never done run again, and e-mails whose send never arrived go out, once
+each."""
 
 from __future__ import annotations
 
@@ -60,3 +61,35 @@ async def test_e_mails_left_pending_by_a_lost_message_are_sent_by_the_sweep_once
 
 async def _count(smtp: FakeSmtp) -> int:
     return len(smtp.messages())
+
+
+async def test_jobs_whose_messages_were_lost_are_sent_again_by_the_sweep_and_marked_done(
+    baton: BatonProcesses, db: asyncpg.Connection, smtp: FakeSmtp
+) -> None:
+    server = baton.serve()
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+        acme = await new_tenant(db, http)
+        tech = await acme.user(name="Tess Tech")
+        seniors = [await acme.user("engineer") for _ in range(2)]
+        created = await acme.handed_off(tech, await escalation_session(acme, tech), "escalate")
+    handoff_id = uuid.UUID(created["id"])
+    # As if the relay had sent the jobs an hour ago and Redis had then lost the messages.
+    await db.execute(
+        "UPDATE outbox SET sent_at = now() - interval '1 hour', attempts = 1 "
+        "WHERE actor_name NOT IN ('announce_events', 'remind_handoff')"
+    )
+
+    worker = baton.worker(env=worker_env(smtp.env()))  # its relay sweeps when it starts
+
+    async def jobs_done() -> bool:
+        return await db.fetchval(
+            "SELECT bool_and(done_at IS NOT NULL) FROM outbox "
+            "WHERE actor_name NOT IN ('announce_events', 'remind_handoff')"
+        )
+
+    await eventually(jobs_done, WAIT_S, "the lost jobs to be run again", worker.log)
+    assessed = await db.fetchval("SELECT assessment_status FROM session_handoffs WHERE id = $1", handoff_id)
+    assert assessed == "ready"
+    await settled(lambda: _count(smtp))
+    assert smtp.count_by_recipient() == {f"{s.id.hex[:8]}@example.com": 1 for s in seniors}
+    assert "sent but never done (a lost message?)" in worker.log()
