@@ -178,11 +178,12 @@ async def claim(delivery_id: uuid.UUID, *, lease: float | None = None) -> Claim 
 # Each mark applies only while the row is still this attempt's claim: ``attempts`` is
 # the claim's number. A row reclaimed meanwhile belongs to the later attempt. A row taken
 # over from a crashed attempt keeps that note once sent: its recipient may have got two
-# copies, and the audit trail (GET /deliveries) says why.
+# copies, and the audit trail (GET /deliveries) says why. Not a PSA note: an interrupted
+# push adopts the note the PSA already holds instead of posting another.
 MARK_SENT = f"""
 UPDATE deliveries
 SET status = 'sent', sent_at = now(), updated_at = now(),
-    last_error = CASE WHEN last_error = '{INTERRUPTED_NOTE}' THEN last_error END
+    last_error = CASE WHEN last_error = '{INTERRUPTED_NOTE}' AND channel <> 'psa' THEN last_error END
 WHERE id = $1 AND status = 'sending' AND attempts = $2
 RETURNING status
 """
