@@ -20,13 +20,18 @@ never a second e-mail.
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+import asyncpg
 
 from actors import db
 from settings import get_settings
+from tables.delivery import ANNOUNCE_EVENTS
 
 log = logging.getLogger("baton.deliveries")
 
 SWEEP_INTERVAL_MAX_S = 600.0
+JOB_SENDS_MAX = 5  # a job sent this many times in all is not swept again
 # Older rows are given up on: their hand-off is long past help.
 SWEEP_WINDOW_S = 24 * 3600.0
 SWEEP_LOCK = "baton:delivery-sweep"
@@ -58,12 +63,6 @@ RETURNING actor_name, payload->>'handoff_id' AS handoff_id
 """
 
 
-def sweep_interval_s() -> float:
-    return min(SWEEP_INTERVAL_MAX_S, get_settings().delivery_sweep_after_s / 2)
-
-
-JOB_SENDS_MAX = 5
-
 # Sent, never done, not announcements (the relay publishes those itself, done at once),
 # and for a delayed job (the reminder) only once it is overdue by as long.
 RESEND_UNDONE_JOBS = """
@@ -72,7 +71,7 @@ WHERE sent_at IS NOT NULL AND done_at IS NULL
   AND sent_at < now() - make_interval(secs => $1)
   AND created_at > now() - make_interval(secs => $2)
   AND attempts < $3
-  AND actor_name <> 'announce_events'
+  AND actor_name <> $6
   AND NOT EXISTS (
       SELECT 1 FROM unnest($4::text[], $5::float8[]) AS delayed(actor_name, delay_s)
       WHERE delayed.actor_name = outbox.actor_name
@@ -82,9 +81,23 @@ RETURNING actor_name, payload->>'handoff_id' AS handoff_id
 """
 
 
+def sweep_interval_s() -> float:
+    return min(SWEEP_INTERVAL_MAX_S, get_settings().delivery_sweep_after_s / 2)
+
+
+async def _fetch_alone(lock_name: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """``sql``'s rows, in a transaction holding ``lock_name``; [] while another worker
+    holds it (it is sweeping the same rows right now)."""
+    async with db.transaction() as conn:
+        if not await conn.fetchval(TAKE_LOCK, lock_name):
+            return []
+        return await conn.fetch(sql, *args)
+
+
 async def sweep_lost_work(stuck_after_s: float | None = None) -> int:
-    """Both sweeps; returns how many jobs are sent again. Nothing when another worker
-    is sweeping right now."""
+    """Both sweeps; returns how many jobs are sent again. ``stuck_after_s`` defaults to
+    ``BATON_DELIVERY_SWEEP_AFTER_S``: longer than any sending actor's retry backoff (300 s
+    at most), so work still on its way is left alone."""
     if stuck_after_s is None:
         stuck_after_s = get_settings().delivery_sweep_after_s
     return await sweep_undone_jobs(stuck_after_s) + await sweep_stuck_deliveries(stuck_after_s)
@@ -95,17 +108,16 @@ async def sweep_undone_jobs(stuck_after_s: float) -> int:
 
     settings = get_settings()
     delays = {name: delay(settings) for name, delay in JOB_DELAYS_S.items()}
-    async with db.transaction() as conn:
-        if not await conn.fetchval(TAKE_LOCK, SWEEP_LOCK + ":jobs"):
-            return 0
-        rows = await conn.fetch(
-            RESEND_UNDONE_JOBS,
-            stuck_after_s,
-            SWEEP_WINDOW_S,
-            JOB_SENDS_MAX,
-            list(delays),
-            list(delays.values()),
-        )
+    rows = await _fetch_alone(
+        SWEEP_LOCK + ":jobs",
+        RESEND_UNDONE_JOBS,
+        stuck_after_s,
+        SWEEP_WINDOW_S,
+        JOB_SENDS_MAX,
+        list(delays),
+        list(delays.values()),
+        ANNOUNCE_EVENTS,
+    )
     for row in rows:
         log.warning(
             "job %s of hand-off %s sent but never done (a lost message?): sending it again",
@@ -115,23 +127,16 @@ async def sweep_undone_jobs(stuck_after_s: float) -> int:
     return len(rows)
 
 
-async def sweep_stuck_deliveries(stuck_after_s: float | None = None) -> int:
-    """Write the jobs again for rows untouched ``stuck_after_s`` (by default
-    ``BATON_DELIVERY_SWEEP_AFTER_S``: longer than any sending actor's retry backoff, 300 s
-    at most, so a row still on its way is left alone); returns how many jobs. Nothing
-    when another worker is sweeping right now."""
-    if stuck_after_s is None:
-        stuck_after_s = get_settings().delivery_sweep_after_s
-    async with db.transaction() as conn:
-        if not await conn.fetchval(TAKE_LOCK, SWEEP_LOCK):
-            return 0
-        rows = await conn.fetch(
-            RESEND_STUCK,
-            stuck_after_s,
-            SWEEP_WINDOW_S,
-            list(JOB_OF_CHANNEL),
-            list(JOB_OF_CHANNEL.values()),
-        )
+async def sweep_stuck_deliveries(stuck_after_s: float) -> int:
+    """Write the jobs again for rows untouched ``stuck_after_s``; returns how many jobs."""
+    rows = await _fetch_alone(
+        SWEEP_LOCK,
+        RESEND_STUCK,
+        stuck_after_s,
+        SWEEP_WINDOW_S,
+        list(JOB_OF_CHANNEL),
+        list(JOB_OF_CHANNEL.values()),
+    )
     for row in rows:
         log.warning(
             "deliveries of hand-off %s left unsent (a lost message?): %s written again",

@@ -42,9 +42,7 @@ from actors.announce import publish_announcement
 from actors.broker import PiccoloPool, broker
 from actors.delivery_sweep import sweep_interval_s, sweep_lost_work
 from settings import Settings, get_settings
-from tables.delivery import OUTBOX_NOTIFY_CHANNEL
-
-ANNOUNCE_EVENTS = "announce_events"  # published by the relay itself, in order
+from tables.delivery import ANNOUNCE_EVENTS, OUTBOX_NOTIFY_CHANNEL
 
 log = logging.getLogger("baton.outbox")
 

@@ -49,6 +49,9 @@ class Delivery(Table, tablename="deliveries"):
 # Every insert into outbox NOTIFYs this channel on commit (a trigger, created by the
 # migration of 2026-11-30): the workers' relays LISTEN on it (actors/outbox.py).
 OUTBOX_NOTIFY_CHANNEL = "baton_outbox"
+# The outbox job holding a change's inbox events: the relay publishes these itself, in
+# commit order, instead of handing them to Dramatiq (actors/outbox.py).
+ANNOUNCE_EVENTS = "announce_events"
 
 
 class Outbox(Table, tablename="outbox"):

@@ -33,7 +33,7 @@ class BriefingState:
 
 async def request_briefing(handoff_id: uuid.UUID) -> None:
     """Ask the workers for the briefing; never raises (the claim has already committed)."""
-    from actors.briefing import request  # see server.handoffs.jobs.hand_over_jobs
+    from actors.briefing import request  # here: actors bind to REDIS_URL when imported
 
     try:
         await request(handoff_id)

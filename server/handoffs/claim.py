@@ -24,10 +24,11 @@ from inbox.events import Event, decode_event
 from server import db
 from server.auth import UserCaller
 from server.handoffs.announce import announce
-from server.handoffs.jobs import ANNOUNCE_EVENTS, GENERATE_BRIEFING
+from server.handoffs.jobs import GENERATE_BRIEFING
 from server.handoffs.read import HANDOFF_COLUMNS, fetch_handoff, handoff_from_row, handoff_not_found
 from server.problems import Problem
 from server.schemas.handoffs import HandoffOut
+from tables.delivery import ANNOUNCE_EVENTS
 
 # now() as msgspec writes a UTC datetime (server.db.iso): microseconds only when non-zero.
 ISO_NOW = """(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')

@@ -48,6 +48,7 @@ import msgspec
 
 from inbox.events import Event, encode_event
 from server import db
+from tables.delivery import ANNOUNCE_EVENTS
 from tables.enums import Intent
 
 ASSESS_HANDOFF: Final = "assess_handoff"
@@ -55,7 +56,6 @@ PUSH_DOCUMENTATION: Final = "push_documentation"
 NOTIFY_CHAT: Final = "notify_chat"
 SEND_ESCALATION_EMAILS: Final = "send_escalation_emails"
 REMIND_HANDOFF: Final = "remind_handoff"
-ANNOUNCE_EVENTS: Final = "announce_events"
 GENERATE_BRIEFING: Final = "generate_briefing"  # written by a winning claim (server.handoffs.claim)
 
 JOBS_BY_INTENT: dict[Intent, tuple[str, ...]] = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -32,17 +33,18 @@ def redis_proxy(redis_url: str) -> Iterator[TcpProxy]:
         proxy.stop()
 
 
-async def _created_events(redis_url: str, account_id: object) -> list[str]:
+async def _stream(redis_url: str, account_id: object) -> list[dict[str, Any]]:
+    """The account's inbox events as they stand in its Redis stream, oldest first."""
     client = redis.asyncio.Redis.from_url(redis_url)
     try:
         entries = await client.xrange(keys.stream(account_id), "-", "+")
     finally:
         await client.aclose()
-    return [
-        event["handoff_id"]
-        for event in (json.loads(fields[b"e"]) for _, fields in entries)
-        if event["type"] == "handoff_created"
-    ]
+    return [json.loads(fields[b"e"]) for _, fields in entries]
+
+
+async def _created_events(redis_url: str, account_id: object) -> list[str]:
+    return [e["handoff_id"] for e in await _stream(redis_url, account_id) if e["type"] == "handoff_created"]
 
 
 async def test_a_create_the_web_could_not_announce_is_announced_once_when_redis_is_back(
@@ -85,13 +87,7 @@ async def test_a_create_the_web_could_not_announce_is_announced_once_when_redis_
 
 
 async def _events_of(redis_url: str, account_id: object, types: set[str]) -> list[tuple[str, str]]:
-    client = redis.asyncio.Redis.from_url(redis_url)
-    try:
-        entries = await client.xrange(keys.stream(account_id), "-", "+")
-    finally:
-        await client.aclose()
-    events = (json.loads(fields[b"e"]) for _, fields in entries)
-    return [(event["type"], event["handoff_id"]) for event in events if event["type"] in types]
+    return [(e["type"], e["handoff_id"]) for e in await _stream(redis_url, account_id) if e["type"] in types]
 
 
 async def test_a_claim_and_a_release_made_while_redis_is_down_reach_the_inbox_once_when_it_is_back(
@@ -120,17 +116,7 @@ async def test_a_claim_and_a_release_made_while_redis_is_down_reach_the_inbox_on
     found = await eventually(both_announced, WAIT_S, "the relay's announcements", worker.log)
     assert found == [("handoff_claimed", handoff["id"]), ("handoff_released", handoff["id"])]
     claimed_event = next(
-        json.loads(fields[b"e"])
-        for _, fields in await _stream(redis_url, acme.account_id)
-        if json.loads(fields[b"e"])["type"] == "handoff_claimed"
+        e for e in await _stream(redis_url, acme.account_id) if e["type"] == "handoff_claimed"
     )
     assert claimed_event["claimed_by_name"] == "Sam Senior"
     assert claimed_event["claimed_at"] == claimed.json()["claimed_at"]
-
-
-async def _stream(redis_url: str, account_id: object) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    client = redis.asyncio.Redis.from_url(redis_url)
-    try:
-        return await client.xrange(keys.stream(account_id), "-", "+")
-    finally:
-        await client.aclose()

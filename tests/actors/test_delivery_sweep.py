@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 import httpx
 
-from tests.api.conftest import new_tenant
+from tests.api.conftest import Person, new_tenant
 from tests.conftest import BatonProcesses
 from tests.fakes.smtp import FakeSmtp
 
@@ -18,16 +18,23 @@ from .conftest import escalation_session, eventually, settled, worker_env
 WAIT_S = 40
 
 
-async def test_e_mails_left_pending_by_a_lost_message_are_sent_by_the_sweep_once_each(
-    baton: BatonProcesses, db: asyncpg.Connection, smtp: FakeSmtp
-) -> None:
+async def _escalated(
+    baton: BatonProcesses, db: asyncpg.Connection, seniors: int
+) -> tuple[uuid.UUID, uuid.UUID, list[Person]]:
+    """An escalation committed with no worker running: (account id, hand-off id, seniors)."""
     server = baton.serve()
     async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
         acme = await new_tenant(db, http)
         tech = await acme.user(name="Tess Tech")
-        seniors = [await acme.user("engineer") for _ in range(3)]
+        people = [await acme.user("engineer") for _ in range(seniors)]
         created = await acme.handed_off(tech, await escalation_session(acme, tech), "escalate")
-    handoff_id = uuid.UUID(created["id"])
+    return acme.account_id, uuid.UUID(created["id"]), people
+
+
+async def test_e_mails_left_pending_by_a_lost_message_are_sent_by_the_sweep_once_each(
+    baton: BatonProcesses, db: asyncpg.Connection, smtp: FakeSmtp
+) -> None:
+    account_id, handoff_id, seniors = await _escalated(baton, db, seniors=3)
     # As if the fan-out had run an hour ago and its batch message was then lost: the rows
     # wait, pending, and the fan-out job counts as sent.
     await db.execute(
@@ -38,7 +45,7 @@ async def test_e_mails_left_pending_by_a_lost_message_are_sent_by_the_sweep_once
                now() - interval '1 hour', now() - interval '1 hour'
         FROM users AS u WHERE u.id = ANY($3::uuid[])
         """,
-        acme.account_id,
+        account_id,
         handoff_id,
         [s.id for s in seniors],
     )
@@ -66,13 +73,7 @@ async def _count(smtp: FakeSmtp) -> int:
 async def test_jobs_whose_messages_were_lost_are_sent_again_by_the_sweep_and_marked_done(
     baton: BatonProcesses, db: asyncpg.Connection, smtp: FakeSmtp
 ) -> None:
-    server = baton.serve()
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
-        acme = await new_tenant(db, http)
-        tech = await acme.user(name="Tess Tech")
-        seniors = [await acme.user("engineer") for _ in range(2)]
-        created = await acme.handed_off(tech, await escalation_session(acme, tech), "escalate")
-    handoff_id = uuid.UUID(created["id"])
+    _, handoff_id, seniors = await _escalated(baton, db, seniors=2)
     # As if the relay had sent the jobs an hour ago and Redis had then lost the messages.
     await db.execute(
         "UPDATE outbox SET sent_at = now() - interval '1 hour', attempts = 1 "
