@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -18,6 +19,9 @@ from tests.api.conftest import Tenant
 from tests.fakes.smtp import FakeSmtp
 
 from .conftest import escalation_session, eventually, settled
+
+if TYPE_CHECKING:  # actors bind to REDIS_URL when imported: only for the types
+    from actors.email import Composer
 
 COMMAND_TIMEOUT_S = 0.5
 # Four command timeouts late, and past the old lease of a row (twice the command
@@ -49,6 +53,21 @@ def _slow_server(environment: Callable[..., None], smtp: FakeSmtp) -> None:
     smtp.data_reply_delay_s = LATE_REPLY_S
 
 
+async def _one_email_to_a_slow_server(
+    acme: Tenant, smtp: FakeSmtp, environment: Callable[..., None]
+) -> tuple[uuid.UUID, str, Composer]:
+    """One e-mail row, a server that answers DATA late: (delivery id, address, composer)."""
+    from actors.context import load
+    from actors.email import composer
+    from settings import get_settings
+
+    handoff_id, delivery_id, address = await _one_email(acme)
+    _slow_server(environment, smtp)
+    ctx = await load(handoff_id)
+    assert ctx is not None
+    return delivery_id, address, composer(ctx, "escalation", get_settings())
+
+
 async def _row(db: asyncpg.Connection, delivery_id: uuid.UUID) -> tuple[str, int]:
     row = await db.fetchrow("SELECT status, attempts FROM deliveries WHERE id = $1", delivery_id)
     assert row is not None
@@ -62,16 +81,10 @@ async def _messages(smtp: FakeSmtp) -> int:
 async def test_a_250_to_data_later_than_the_command_timeout_still_means_one_copy(
     acme: Tenant, db: asyncpg.Connection, smtp: FakeSmtp, environment: Callable[..., None]
 ) -> None:
-    from actors.context import load
     from actors.deliveries import Outcome
-    from actors.email import composer, send_rows
-    from settings import get_settings
+    from actors.email import send_rows
 
-    handoff_id, delivery_id, address = await _one_email(acme)
-    _slow_server(environment, smtp)
-    ctx = await load(handoff_id)
-    assert ctx is not None
-    compose = composer(ctx, "escalation", get_settings())
+    delivery_id, address, compose = await _one_email_to_a_slow_server(acme, smtp, environment)
 
     outcomes: list[Outcome] = []
     for _ in range(ROUNDS):  # the batch, and Dramatiq's retries while a send needs one
@@ -88,16 +101,10 @@ async def test_a_250_to_data_later_than_the_command_timeout_still_means_one_copy
 async def test_a_redelivered_batch_leaves_a_row_whose_250_is_still_coming_to_its_attempt(
     acme: Tenant, db: asyncpg.Connection, smtp: FakeSmtp, environment: Callable[..., None]
 ) -> None:
-    from actors.context import load
     from actors.deliveries import Outcome
-    from actors.email import composer, send_rows
-    from settings import get_settings
+    from actors.email import send_rows
 
-    handoff_id, delivery_id, address = await _one_email(acme)
-    _slow_server(environment, smtp)
-    ctx = await load(handoff_id)
-    assert ctx is not None
-    compose = composer(ctx, "escalation", get_settings())
+    delivery_id, address, compose = await _one_email_to_a_slow_server(acme, smtp, environment)
 
     first = asyncio.ensure_future(send_rows([delivery_id], compose))
     await eventually(lambda: _messages(smtp), WAIT_S, "the server to keep the message")
