@@ -112,13 +112,17 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=caller, auth=token)
 
 
-def users_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+# The guards are async although they never await: Litestar runs a sync guard in a worker
+# thread (``ensure_async_callable``), a thread hop on every request for one isinstance().
+
+
+async def users_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: people hand off, claim and read hand-offs; the host app does not."""
     if not isinstance(connection.user, UserCaller):
         raise Problem(403, "This endpoint is for users; a service token may only write host-app data.")
 
 
-def host_app_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def host_app_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: only the host app (a service token) writes users, teams, channels, PSA
     connections and sessions."""
     if not isinstance(connection.user, HostAppCaller):
