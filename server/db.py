@@ -10,6 +10,7 @@ lifespan. JSONB arrives as ``str`` here (no codec on Piccolo's pool): decode it 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -30,8 +31,15 @@ RETRIED_ERRORS: tuple[type[Exception], ...] = (asyncpg.DeadlockDetectedError, as
 TRANSACTION_ATTEMPTS = 3
 
 
+@functools.cache
+def _configured_engine() -> Any:
+    """piccolo_conf's engine, found once: ``engine_finder`` imports and searches the
+    configuration module each time it is called, on every request."""
+    return engine_finder()
+
+
 def _engine() -> Any:
-    engine: Any = engine_finder()
+    engine: Any = _configured_engine()
     if engine is None or engine.pool is None:
         raise RuntimeError("the Piccolo pool is not running: is the app lifespan on?")
     return engine
