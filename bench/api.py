@@ -12,9 +12,13 @@ drift apart) on a pool of the server's size. Writes throughput, p50, p99, the AP
 ratios and the server's CPU per operation to ``bench/results/api.json``.
 
 What the API does beyond the raw SQL, and so what the ratios price: HTTP and JSON,
-validation, JWT decoding, the framework's routing and injection, and the work after
-commit: the inbox publish to Redis, and the hand-over to the workers (create: the outbox
-jobs sent to Dramatiq and marked sent; claim: the briefing requested).
+validation, JWT decoding, the framework's routing, guards and injection, the rate limit
+(one Redis script) and, after commit, the inbox publish (one more). The outbox jobs need
+no hand-over: the commit's NOTIFY wakes the workers' relays.
+
+After each comparison, ``GET /health`` through the same client and server gives the HTTP
+floor: what one bare request costs here. At concurrency 1 it bounds the ratio any HTTP
+API could reach over the raw SQL (``throughput_ratio_ceiling_http_only``).
 """
 
 from __future__ import annotations
@@ -285,6 +289,29 @@ def api_claim(
     return op
 
 
+def http_floor(http: aiohttp.ClientSession, base_url: str) -> Operation:
+    """``GET /health`` on the same server through the same client: one HTTP round trip
+    through uvicorn and Litestar with no auth, database or Redis behind it."""
+
+    async def op(i: int) -> None:
+        async with http.get(f"{base_url}/health") as r:
+            await r.read()
+            if r.status != 200:
+                raise RuntimeError(f"/health answered {r.status}")
+
+    return op
+
+
+async def measure_floor(
+    http: aiohttp.ClientSession, base_url: str, concurrency: int, ops: int
+) -> dict[str, float]:
+    floor = http_floor(http, base_url)
+    await measure(floor, WARMUP_OPS, concurrency)
+    figures = (await measure(floor, ops, concurrency)).summary()
+    print(f"floor  c={concurrency:<3} GET /health {figures}", flush=True)
+    return figures
+
+
 def raw_create(pool: asyncpg.Pool, account: Account, sessions: list[uuid.UUID]) -> Operation:
     """The auth lookup, then the create transaction itself: ``server.handoffs.create``'s
     statements with their parameters, on a plain asyncpg pool (no HTTP, no framework, no
@@ -389,6 +416,7 @@ async def compare(
             if side == "api":
                 server_cpu_s += cpu_seconds(stage_.server_pid) - cpu_before
     raw, api = totals["raw"].summary(), totals["api"].summary()
+    floor = await measure_floor(http, stage_.base_url, concurrency, ops)
     api["server_cpu_ms_per_op"] = round(server_cpu_s * 1000 / totals["api"].ops, 2)
     for side, figures in (("raw", raw), ("api", api)):
         print(f"{operation:<6} c={concurrency:<3} {side:<4} {figures}", flush=True)
@@ -400,6 +428,18 @@ async def compare(
         "raw": raw,
         "throughput_ratio": round(api["throughput_per_s"] / raw["throughput_per_s"], 3),
         "p99_ratio": round(api["p99_ms"] / raw["p99_ms"], 3),
+        "http_floor": floor,
+        # One client, one request at a time: the API's best case is the raw SQL plus one
+        # bare HTTP round trip, so this is the highest throughput ratio it could reach.
+        **(
+            {
+                "throughput_ratio_ceiling_http_only": round(
+                    floor["throughput_per_s"] / (raw["throughput_per_s"] + floor["throughput_per_s"]), 3
+                )
+            }
+            if concurrency == 1
+            else {}
+        ),
     }
 
 
@@ -489,6 +529,8 @@ def main() -> int:
             "claim": "uncontended: each claim wins its own open hand-off",
             "warmup_ops": WARMUP_OPS,
             "slices": f"raw and API alternate in {SLICES} slices per measurement",
+            "http_floor": "GET /health on the same server and client after each comparison: "
+            "HTTP, uvicorn and Litestar with nothing behind them",
         },
         "results": results,
         "targets_met": verdicts(results),
