@@ -2,19 +2,25 @@
 
     uv run python bench/fanout.py [--clients-per-replica 500] [--events 2000] [--rate 25]
 
-Starts its own embedded Postgres and Redis, two `baton serve` processes, and connects
-``clients-per-replica`` websocket clients to each: by default lean ones
-(bench/lean_ws.py, a hand-parsed RFC 6455 reader), because on 2 cores the clients share
-the CPU with the servers, and aiohttp's per-frame cost (``--client aiohttp``) made the
-clients' own backlog the larger part of the latency measured. Then:
+Starts its own embedded Postgres and Redis and connects ``clients-per-replica`` websocket
+clients to each of two replicas. The clients are a load generator in a process of its
+own (bench/epoll_ws.py: one epoll loop, frames parsed by hand), because on 2 cores they
+share the CPU with the servers they measure: ``--client lean`` (bench/lean_ws.py, one
+asyncio.Protocol per socket in this process) and ``--client aiohttp`` (aiohttp's client,
+whose per-frame cost made its own backlog the larger part of what it measured) remain.
+Then, each with the same count and pace of publishes:
 
-1. **Baseline**: raw Redis PUBLISH → a redis-py pub/sub subscriber, same pace and count.
-2. **Baton**: ``inbox.publish`` (stream + pub/sub, as the web and workers do) → every
-   connected client, through each replica's hub and its websockets.
+1. **Baseline**: raw Redis PUBLISH → a redis-py pub/sub subscriber.
+2. **Floor**: ``inbox.publish`` → two bench/bare_fanout.py replicas → every client. A
+   bare replica subscribes and writes each frame to its sockets and does nothing else,
+   so this is what the machine, loopback TCP, uvloop and the clients cost by themselves.
+3. **Baton**: ``inbox.publish`` (stream + pub/sub, as the web and workers do) → two
+   ``baton serve`` replicas → every client, through each hub and its websockets.
 
 Latency is the receive time minus the publish time carried in the event, over every
-frame every client receives. Memory is the servers' RSS growth from no sockets to all
-sockets connected and idle, divided by the sockets. Results: bench/results/fanout.json.
+frame every client receives; each run also reports the CPU the clients and the replicas
+spent per event. Memory is the servers' RSS growth from no sockets to all sockets
+connected and idle, divided by the sockets. Results: bench/results/fanout.json.
 """
 
 from __future__ import annotations
@@ -24,12 +30,14 @@ import asyncio
 import functools
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +45,7 @@ import aiohttp
 import asyncpg
 import redis.asyncio
 
-from bench.background_stack import percentiles
+from bench.background_stack import cpu_s, percentiles
 from bench.lean_ws import LeanClients
 from cli.embedded_postgres import EmbeddedPostgres
 from cli.embedded_redis import EmbeddedRedis
@@ -50,6 +58,7 @@ RESULTS = ROOT / "bench" / "results" / "fanout.json"
 SECRET = "bench-secret-" + "x" * 32
 IDLE_SETTLE_S = 3.0
 CLIENT_KINDS = {
+    "epoll": "bench/epoll_ws.py: one select.epoll loop over every socket, in a process of its own",
     "lean": "bench/lean_ws.py: one asyncio.Protocol per socket, frames parsed by hand",
     "aiohttp": "aiohttp ClientSession.ws_connect, one reader task and a JSON parse per frame",
 }
@@ -150,6 +159,55 @@ class Clients:
         await self.session.close()
 
 
+class EpollClients:
+    """bench/epoll_ws.py, the default client: every socket in one epoll loop in a child
+    process. ``samples`` fill in at ``collect``, when the child reports."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self.socket_count = 0
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def connect_all(self, ports: list[int], per_replica: int, token: str) -> None:
+        port_args = [arg for port in ports for arg in ("--port", str(port))]
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, str(ROOT / "bench" / "epoll_ws.py"), *port_args,
+            "--per-port", str(per_replica), "--token", token,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert self._process.stdout is not None
+        line = await asyncio.wait_for(self._process.stdout.readline(), DRAIN_TIMEOUT_S)
+        if not line.startswith(b"ready "):
+            raise RuntimeError(f"bench/epoll_ws.py did not connect: {line!r}")
+        self.socket_count = int(line.split()[1])
+
+    def start_reading(self) -> None:
+        """The child reads from the start."""
+
+    async def collect(self, expected: int, timeout_s: float) -> None:
+        """Wait for ``expected`` frames (or ``timeout_s``), then take the child's samples."""
+        process = self._process
+        assert process is not None and process.stdin is not None and process.stdout is not None
+        process.stdin.write(f"expect {expected}\n".encode())
+        await process.stdin.drain()
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), timeout_s)
+        except TimeoutError:
+            process.stdin.write(b"stop\n")
+            await process.stdin.drain()
+            line = await process.stdout.readline()
+        count = int(line.split()[1])
+        self.samples = array("d", await process.stdout.readexactly(count * 8)).tolist()
+
+    def cpu_s(self) -> float:
+        return cpu_s(self._process.pid) if self._process is not None else 0.0
+
+    async def close(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.kill()
+            await self._process.wait()
+
+
 def start_server(
     port: int, env: dict[str, str], log_dir: Path, profile_to: Path | None = None
 ) -> subprocess.Popen[bytes]:
@@ -164,12 +222,126 @@ def start_server(
     )
 
 
+def start_bare(port: int, redis_url: str, log_dir: Path) -> subprocess.Popen[bytes]:
+    """A bench/bare_fanout.py replica: the floor the real ones are compared with."""
+    log = open(log_dir / f"bare-{port}.log", "wb")  # noqa: SIM115 - lives as long as the process
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bare_fanout.py"),
+            "--port",
+            str(port),
+            "--redis-url",
+            redis_url,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log,
+    )
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != b"ready":
+        raise RuntimeError(f"bench/bare_fanout.py on {port} did not start; see {log_dir}")
+    return process
+
+
+AnyClients = Clients | LeanClients | EpollClients
+
+
+def new_clients(kind: str) -> AnyClients:
+    if kind == "epoll":
+        return EpollClients()
+    return LeanClients() if kind == "lean" else Clients()
+
+
+async def connect_all(clients: AnyClients, ports: list[int], per_replica: int, token: str) -> None:
+    """``per_replica`` sockets to each port, 50 handshakes at a time."""
+    if isinstance(clients, EpollClients):
+        await clients.connect_all(ports, per_replica, token)
+        return
+    for port in ports:
+        url = f"ws://127.0.0.1:{port}/api/v1/inbox"
+        for start in range(0, per_replica, 50):
+            batch = min(50, per_replica - start)
+            if isinstance(clients, LeanClients):
+                connects = [clients.connect("127.0.0.1", port, "/api/v1/inbox", token) for _ in range(batch)]
+            else:
+                connects = [clients.connect(url, token) for _ in range(batch)]
+            await asyncio.gather(*connects)
+
+
+def report(figures: dict[str, Any]) -> None:
+    cpu = figures["cpu_ms_per_event"]
+    print(
+        f"  p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, max {figures['max_ms']} ms, "
+        f"lost {figures['lost_frames']}; CPU per event: clients {cpu['clients']} ms, "
+        f"replicas {cpu['replicas']} ms",
+        flush=True,
+    )
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def fan_out(
+    clients: AnyClients,
+    publisher: redis.asyncio.Redis,
+    account_id: str,
+    events: int,
+    rate: float,
+    replica_pids: list[int],
+) -> dict[str, Any]:
+    """Publish ``events`` through ``inbox.publish`` at ``rate``: the latency of every frame,
+    and the CPU the clients (this process) and the replicas spent per event, which on two
+    shared cores is what the latency is made of."""
+    clients.start_reading()
+    expected = events * (clients.socket_count if isinstance(clients, EpollClients) else len(clients.sockets))
+    print(f"  publishing {events} events at {rate}/s → {expected} frames …", flush=True)
+
+    async def send(i: int) -> None:
+        event = HandoffCreated(
+            handoff_id=str(uuid.UUID(int=i)),
+            session_id=str(uuid.UUID(int=i)),
+            intent="escalate",
+            priority="high",
+            engineer_notes="printer on fire",
+            problem_summary=str(time.time_ns()),
+            created_at="2026-11-25T12:00:00+00:00",
+        )
+        await publish(publisher, account_id, event)
+
+    def clients_cpu_s() -> float:  # this process publishes too: a small part of it
+        return _own_cpu_s() + (clients.cpu_s() if isinstance(clients, EpollClients) else 0.0)
+
+    clients_before, replicas_before = clients_cpu_s(), sum(cpu_s(pid) for pid in replica_pids)
+    await paced(events, rate, send)
+    if isinstance(clients, EpollClients):
+        await clients.collect(expected, DRAIN_TIMEOUT_S)
+    else:
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while len(clients.samples) < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    own_ms, replicas_ms = (
+        (clients_cpu_s() - clients_before) * 1000,
+        (sum(cpu_s(pid) for pid in replica_pids) - replicas_before) * 1000,
+    )
+    figures: dict[str, Any] = percentiles(clients.samples)
+    figures["lost_frames"] = expected - len(clients.samples)
+    figures["cpu_ms_per_event"] = {
+        "clients": round(own_ms / events, 2),
+        "replicas": round(replicas_ms / events, 2),
+    }
+    return figures
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    load_before = round(os.getloadavg()[0], 2)
     work = Path(tempfile.mkdtemp(prefix="baton-bench-fanout-"))
     postgres = EmbeddedPostgres(work / "postgres", free_port(), durable=False)
     redis_server = EmbeddedRedis(work / "redis", free_port(), durable=False)
     servers: list[subprocess.Popen[bytes]] = []
-    clients: Clients | LeanClients = LeanClients() if args.client == "lean" else Clients()
+    clients = new_clients(args.client)
     try:
         postgres.start()
         redis_server.start()
@@ -196,6 +368,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         raw = await baseline(redis_server.url, args.events, args.rate)
         print(f"  p50 {raw['p50_ms']} ms, p99 {raw['p99_ms']} ms", flush=True)
 
+        publisher = redis.asyncio.Redis.from_url(redis_server.url)
+        print(
+            f"floor: bench/bare_fanout.py, 2 bare replicas × {args.clients_per_replica} sockets, "
+            f"{args.events} events …",
+            flush=True,
+        )
+        floor_ports = [free_port(), free_port()]
+        bare = [start_bare(port, redis_server.url, work) for port in floor_ports]
+        floor_clients = new_clients(args.client)
+        try:
+            await connect_all(floor_clients, floor_ports, args.clients_per_replica, token)
+            floor = await fan_out(
+                floor_clients, publisher, account_id, args.events, args.rate, [p.pid for p in bare]
+            )
+        finally:
+            await floor_clients.close()
+            for process in bare:
+                process.terminate()
+                process.wait(15)
+        report(floor)
+
         ports = [free_port(), free_port()]
         profile_to = args.profile.resolve() if args.profile else None
         servers = [start_server(port, env, work, profile_to) for port in ports]
@@ -205,17 +398,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         rss_before = [rss_kib(server.pid) for server in servers]
 
         print(f"connecting {args.clients_per_replica} clients to each of 2 replicas …", flush=True)
-        for port in ports:
-            url = f"ws://127.0.0.1:{port}/api/v1/inbox"
-            for start in range(0, args.clients_per_replica, 50):
-                batch = min(50, args.clients_per_replica - start)
-                if isinstance(clients, LeanClients):
-                    connects = [
-                        clients.connect("127.0.0.1", port, "/api/v1/inbox", token) for _ in range(batch)
-                    ]
-                else:
-                    connects = [clients.connect(url, token) for _ in range(batch)]
-                await asyncio.gather(*connects)
+        await connect_all(clients, ports, args.clients_per_replica, token)
         await asyncio.sleep(IDLE_SETTLE_S)  # let allocations settle before reading RSS
         rss_after = [rss_kib(server.pid) for server in servers]
         per_socket_kib = [
@@ -224,35 +407,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ]
         print(f"  RSS per idle socket: {', '.join(f'{k:.1f}' for k in per_socket_kib)} KiB", flush=True)
 
-        clients.start_reading()
-        publisher = redis.asyncio.Redis.from_url(redis_server.url)
-        expected = args.events * len(clients.sockets)
-        print(f"publishing {args.events} events at {args.rate}/s → {expected} frames …", flush=True)
-
-        async def send(i: int) -> None:
-            event = HandoffCreated(
-                handoff_id=str(uuid.UUID(int=i)),
-                session_id=str(uuid.UUID(int=i)),
-                intent="escalate",
-                priority="high",
-                engineer_notes="printer on fire",
-                problem_summary=str(time.time_ns()),
-                created_at="2026-11-25T12:00:00+00:00",
-            )
-            await publish(publisher, account_id, event)
-
-        await paced(args.events, args.rate, send)
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while len(clients.samples) < expected and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        hub = await fan_out(clients, publisher, account_id, args.events, args.rate, [s.pid for s in servers])
         await publisher.aclose()
-        hub = percentiles(clients.samples)
-        hub["lost_frames"] = expected - len(clients.samples)
-        print(f"  p50 {hub['p50_ms']} ms, p99 {hub['p99_ms']} ms, max {hub['max_ms']} ms", flush=True)
+        report(hub)
         return {
             "benchmark": "fanout",
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": {"cpus": os.cpu_count()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                # Other work on the machine skews every figure; this says how busy it was.
+                "load_average_1m_before": load_before,
+                "load_average_1m_after": round(os.getloadavg()[0], 2),
+            },
             "replicas": 2,
             "clients_per_replica": args.clients_per_replica,
             "events": args.events,
@@ -262,6 +428,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "baton_publish_to_websocket": hub,
             "ratio_p50_to_raw": round(hub["p50_ms"] / raw["p50_ms"], 2),
             "ratio_p99_to_raw": round(hub["p99_ms"] / raw["p99_ms"], 2),
+            "floor_bare_fanout": floor,
+            "ratio_p50_to_floor": round(hub["p50_ms"] / floor["p50_ms"], 2),
+            "ratio_p99_to_floor": round(hub["p99_ms"] / floor["p99_ms"], 2),
             "rss_per_idle_socket_kib": [round(k, 1) for k in per_socket_kib],
             "targets": {"p50_ms": 5, "p99_ms": 25, "rss_per_idle_socket_kib": 40},
         }
@@ -294,8 +463,8 @@ def main() -> None:
     parser.add_argument(
         "--client",
         choices=sorted(CLIENT_KINDS),
-        default="lean",
-        help="the websocket clients: lean (bench/lean_ws.py, the default) or aiohttp",
+        default="epoll",
+        help="the websocket clients: epoll (bench/epoll_ws.py, the default), lean or aiohttp",
     )
     parser.add_argument(
         "--profile",
