@@ -82,7 +82,7 @@ async def _token(socket: WebSocket[Any, Any, Any]) -> str:
     try:
         raw = await asyncio.wait_for(socket.receive_data(mode="text"), AUTH_TIMEOUT_S)
     except TimeoutError:
-        raise _Refused(CLOSE_BAD_AUTH, "send {\"type\": \"auth\", \"token\": …} first") from None
+        raise _Refused(CLOSE_BAD_AUTH, 'send {"type": "auth", "token": …} first') from None
     try:
         message = msgspec.json.decode(raw, type=AuthMessage)
     except msgspec.DecodeError:

@@ -33,7 +33,9 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # A secret-named JSON member, up to its closing quote: also when the writer cut the
     # value short (uvicorn's frame dump keeps a token's head and tail around "...").
     (
-        re.compile(r'(?i)("(?:token|access_token|refresh_token|client_secret|secret|password|url)"\s*:\s*")[^"]*'),
+        re.compile(
+            r'(?i)("(?:token|access_token|refresh_token|client_secret|secret|password|url)"\s*:\s*")[^"]*'
+        ),
         r"\1" + REDACTED,
     ),
     # A JWT, or what is left of one (base64 of '{"' is "eyJ"), anywhere.
