@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 
 import asyncpg
@@ -85,6 +87,20 @@ async def test_an_expired_token_is_a_401_that_says_so(tenant: TenantFactory) -> 
 
     response = await acme.client.get(f"{API}/queue", headers=bearer(expired))
 
+    assert "expired" in assert_problem(response, 401)["detail"]
+
+
+async def test_a_token_that_worked_is_refused_once_it_expires(tenant: TenantFactory) -> None:
+    # A token that was accepted is remembered (server.tokens); its expiry is not.
+    acme = await tenant()
+    tech = await acme.user()
+    short_lived = mint_user_token(TEST_JWT_SECRET, tech.id, ttl_s=1)
+    expires_at = jwt.decode(short_lived, options={"verify_signature": False})["exp"]
+    assert (await acme.client.get(f"{API}/queue", headers=bearer(short_lived))).status_code == 200
+
+    await asyncio.sleep(max(0.0, expires_at - time.time()) + 0.01)  # the clock, not an event
+
+    response = await acme.client.get(f"{API}/queue", headers=bearer(short_lived))
     assert "expired" in assert_problem(response, 401)["detail"]
 
 
