@@ -186,8 +186,14 @@ class BatonProcess:
             os.killpg(self.process.pid, sig)
 
     def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM to the process alone, as compose and ``baton dev`` stop it; then its
+        group is SIGKILLed, stragglers included. A SIGTERM to the whole group reached each
+        Dramatiq worker process twice (its parent forwards one), which Dramatiq takes as
+        "kill now": it exited without stopping its threads and hung until the SIGKILL,
+        so every worker test's teardown waited out ``timeout_s``."""
         if self.process.poll() is None:
-            self._signal_group(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout_s)
         self._signal_group(signal.SIGKILL)
