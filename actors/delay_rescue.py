@@ -44,8 +44,7 @@ def held_in_memory(consumer_thread: Any) -> set[str]:
     """The redis message ids a delay-queue consumer thread holds: due later, or fetched
     and not yet looked at."""
     held = {
-        str(item.message.options.get("redis_message_id"))
-        for item in list(consumer_thread.delay_queue.queue)
+        str(item.message.options.get("redis_message_id")) for item in list(consumer_thread.delay_queue.queue)
     }
     for data in list(getattr(consumer_thread.consumer, "message_cache", None) or []):
         found = _cached_id(data) if data else None

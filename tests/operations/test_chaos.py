@@ -235,9 +235,7 @@ async def _run(
 
         events: list[str] = []
         kills: list[float] = []
-        handoff_ids = await _escalate(
-            replicas, tech, sessions, cluster, redis_server, events, kills, started
-        )
+        handoff_ids = await _escalate(replicas, tech, sessions, cluster, redis_server, events, kills, started)
         await _settle(db, acme.account_id, smtp, connectwise, follower, redis_server.url)
         follower.stop.set()
         await asyncio.wait_for(following, 10)

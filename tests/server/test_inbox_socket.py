@@ -254,6 +254,7 @@ async def test_a_client_that_never_reads_is_dropped_while_the_others_keep_receiv
         inbox(server, token, compression=None) as (reader, _),
         inbox(server, token, max_queue=1, sock=tiny, compression=None) as (stalled, _),
     ):
+
         async def read_all() -> list[str]:
             return [
                 json.loads(await asyncio.wait_for(reader.recv(), FRAME_TIMEOUT_S))["id"] for _ in range(total)
