@@ -7,6 +7,7 @@ The README's configuration table is generated from ``describe()``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -28,7 +29,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # HS256 secret for user and service tokens. Unset in development: a random one
     # is kept in data_dir so CLI tokens work with the server.
     jwt_secret: str | None = None
+    # A user token may live at most this long (its exp no further ahead than this).
+    max_token_lifetime_s: int = 24 * 3600
+    # Origins allowed to open the inbox websocket and to call the API from a browser (CORS).
     allowed_origins: tuple[str, ...] = ()
+    # GET /metrics answers only to "Authorization: Bearer <this>"; unset: /metrics is 404.
+    metrics_token: str | None = None
+
+    # Outbound calls to account-configured URLs (webhooks, PSAs) go to global addresses
+    # only, unless the address lies in one of these networks (an on-premises PSA, the
+    # tests' local fakes); plain http:// is allowed only to those. actors/outbound.py.
+    outbound_allow_cidrs: tuple[str, ...] = ()
+    # A PEM bundle of extra CAs trusted for outbound HTTPS (an MSP's private CA).
+    outbound_ca_bundle: str | None = None
 
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
@@ -78,7 +91,11 @@ ENV_NAMES: dict[str, str] = {
     "redis_url": "REDIS_URL",
     "data_dir": "BATON_DATA_DIR",
     "jwt_secret": "BATON_JWT_SECRET",
+    "max_token_lifetime_s": "BATON_MAX_TOKEN_LIFETIME_S",
     "allowed_origins": "BATON_ALLOWED_ORIGINS",
+    "metrics_token": "BATON_METRICS_TOKEN",
+    "outbound_allow_cidrs": "BATON_OUTBOUND_ALLOW_CIDRS",
+    "outbound_ca_bundle": "BATON_OUTBOUND_CA_BUNDLE",
     "anthropic_api_key": "ANTHROPIC_API_KEY",
     "anthropic_base_url": "ANTHROPIC_BASE_URL",
     "ai_model": "BATON_AI_MODEL",
@@ -108,8 +125,16 @@ DESCRIPTIONS: dict[str, str] = {
     "database_url": "Postgres URL. Unset: an embedded Postgres 16 under the data folder.",
     "redis_url": "Redis URL. Unset: an embedded Redis under the data folder.",
     "data_dir": "Folder for embedded services, the dev JWT secret and caught e-mail.",
-    "jwt_secret": "HS256 secret for tokens. Unset: a random one kept in the data folder.",
-    "allowed_origins": "Comma-separated websocket `Origin`s allowed besides the server's own.",
+    "jwt_secret": "HS256 secret for tokens, at least 32 bytes (placeholders are refused). Unset: a "
+    "random one kept in the data folder.",
+    "max_token_lifetime_s": "Longest lifetime a user token may have (its `exp` at most this far "
+    "ahead), seconds.",
+    "allowed_origins": "Comma-separated browser `Origin`s allowed besides the server's own: for the "
+    "inbox websocket and for CORS on the API.",
+    "metrics_token": "Bearer token `GET /metrics` requires. Unset: `/metrics` answers 404.",
+    "outbound_allow_cidrs": "Comma-separated networks (CIDR) outbound calls may reach besides "
+    "global addresses, e.g. an on-premises PSA; plain `http://` only to these.",
+    "outbound_ca_bundle": "PEM file of extra CA certificates trusted for outbound HTTPS (webhooks, PSAs).",
     "anthropic_api_key": "Anthropic key. Unset: the offline assessor (rules, confidence low).",
     "anthropic_base_url": "Anthropic API base URL (without /v1); for a proxy or a local fake.",
     "ai_model": "Model for assessments and briefings.",
@@ -150,6 +175,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 _POSITIVE = {
     "ai_timeout_s",
+    "max_token_lifetime_s",
     "remind_after_s",
     "inbox_history_max_events",
     "worker_heartbeat_timeout_ms",
@@ -163,13 +189,45 @@ _POSITIVE = {
     "rate_limit_inbox_connects_per_minute",
 }
 _PORTS = {"worker_metrics_port"}
+_LISTS = {"allowed_origins", "outbound_allow_cidrs"}
+
+JWT_SECRET_MIN_BYTES = 32
+# Example and placeholder values that must never sign real tokens.
+_PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "replace-me", "your-secret", "placeholder")
+_SECRET_MIN_DISTINCT_CHARS = 8
+
+
+def check_jwt_secret(secret: str) -> None:
+    """Refuse a secret anyone could guess: short, an example file's, or one repeated letter."""
+    env = ENV_NAMES["jwt_secret"]
+    if len(secret.encode()) < JWT_SECRET_MIN_BYTES:
+        raise SettingsError(
+            f"{env} is {len(secret.encode())} bytes; use at least {JWT_SECRET_MIN_BYTES} random bytes, "
+            "e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )
+    lowered = secret.lower()
+    if any(word in lowered for word in _PLACEHOLDER_WORDS) or len(set(secret)) < _SECRET_MIN_DISTINCT_CHARS:
+        raise SettingsError(
+            f"{env} is a placeholder, not a secret; set it to random bytes, "
+            "e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )
+
+
+def _network(env: str, text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise SettingsError(f"{env}: {text!r} is not a network (e.g. 10.20.0.0/16 or 192.168.1.5)") from None
 
 
 def _parse(field: str, raw: str, annotation: Any) -> Any:
     env = ENV_NAMES[field]
     text = raw.strip()
-    if field == "allowed_origins":
-        return tuple(part.strip() for part in text.split(",") if part.strip())
+    if field in _LISTS:
+        parts = tuple(part.strip() for part in text.split(",") if part.strip())
+        if field == "outbound_allow_cidrs":
+            parts = tuple(_network(env, part) for part in parts)
+        return parts
     if text == "" and "None" in str(annotation):
         return None
     try:
@@ -197,6 +255,10 @@ def _parse(field: str, raw: str, annotation: Any) -> Any:
         raise SettingsError(f"{env}={raw!r} must start with redis:// or rediss://")
     if field == "smtp_url" and not value.startswith(("smtp://", "smtps://")):
         raise SettingsError(f"{env}={raw!r} must start with smtp:// or smtps://")
+    if field == "jwt_secret" and value is not None:
+        check_jwt_secret(value)
+    if field == "outbound_ca_bundle" and value is not None and not os.path.isfile(value):
+        raise SettingsError(f"{env}={raw!r}: no such file (a PEM bundle of CA certificates)")
     return value
 
 

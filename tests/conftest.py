@@ -36,6 +36,7 @@ from cli.processes import free_port
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROCESS_READY_TIMEOUT_S = 30.0
 TEST_JWT_SECRET = "test-secret-" + secrets.token_hex(16)
+TEST_OUTBOUND_ALLOW_CIDRS = "127.0.0.0/8,::1/128"
 
 
 @dataclass
@@ -91,6 +92,9 @@ def services() -> Iterator[SessionServices]:
                 "REDIS_URL": found.redis_url,
                 "BATON_DATA_DIR": str(data_dir),
                 "BATON_JWT_SECRET": TEST_JWT_SECRET,
+                # The local fakes of the outside world (PSAs, Slack, Teams) listen on
+                # loopback; tests of the outbound rule itself override this.
+                "BATON_OUTBOUND_ALLOW_CIDRS": TEST_OUTBOUND_ALLOW_CIDRS,
             }
         )
         from settings import get_settings

@@ -68,3 +68,21 @@ def test_the_readme_lists_every_variable_with_its_default() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     for variable in ENV_NAMES.values():
         assert f"`{variable}`" in readme, f"{variable} is missing from the README's table"
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["x", "short-but-random-9f3a", "change-me-to-64-random-characters", "a" * 64],
+)
+def test_a_weak_or_placeholder_jwt_secret_is_refused(secret: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        load({"BATON_JWT_SECRET": secret})
+    assert "BATON_JWT_SECRET" in str(refused.value)
+
+
+def test_outbound_networks_are_read_and_a_bad_one_is_named() -> None:
+    settings = load({"BATON_OUTBOUND_ALLOW_CIDRS": "10.20.0.0/16, 192.168.1.5"})
+    assert settings.outbound_allow_cidrs == ("10.20.0.0/16", "192.168.1.5/32")
+    with pytest.raises(SettingsError) as refused:
+        load({"BATON_OUTBOUND_ALLOW_CIDRS": "10.0.0.0/33"})
+    assert "BATON_OUTBOUND_ALLOW_CIDRS" in str(refused.value)
