@@ -99,9 +99,11 @@ def ip_literal(host: str) -> IPAddress | None:
         return ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         pass
-    if _NUMERIC_HOST.fullmatch(host) and any(c.isdigit() for c in host):
+    # A trailing dot is the root of DNS, not part of the address (as browsers read it).
+    numeric = host[:-1] if host.endswith(".") else host
+    if _NUMERIC_HOST.fullmatch(numeric) and any(c.isdigit() for c in numeric):
         try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
+            return ipaddress.IPv4Address(socket.inet_aton(numeric))
         except OSError:
             return None
     return None
@@ -129,7 +131,7 @@ def parse_url(url: str) -> Destination:
     """The URL's destination, or DestinationRefused naming the rule it breaks (no DNS)."""
     if _UNSAFE_IN_URL.search(url):
         raise DestinationRefused(
-            "must not hold spaces or control characters", "the URL holds a control character"
+            "must not hold spaces or control characters", "the URL holds a space or control character"
         )
     try:
         parts = urlsplit(url)
