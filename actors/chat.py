@@ -20,7 +20,7 @@ from actors import db, deliveries
 from actors.broker import broker
 from actors.context import HandoffContext, load
 from actors.deliveries import Claim, Outcome, SendError
-from actors.http import describe_response, http_client, is_permanent
+from actors.http import call, is_permanent, status_line
 from settings import Settings, get_settings
 
 log = logging.getLogger("baton.actors.chat")
@@ -119,14 +119,14 @@ WHERE account_id = $1 AND enabled ORDER BY kind, id
 """
 
 
-async def post_webhook(url: str, body: dict[str, Any]) -> None:
-    try:
-        response = await http_client().post(url, json=body)
-    except Exception as exc:
-        # httpx's message may hold the URL: say what failed without it.
-        raise SendError(f"{type(exc).__name__} posting to the webhook") from None
+WEBHOOK_NAMES = {"slack": "Slack webhook", "teams": "Teams webhook"}
+
+
+async def post_webhook(kind: str, url: str, body: dict[str, Any]) -> None:
+    what = WEBHOOK_NAMES[kind]
+    response = await call("POST", url, what=what, json=body)
     if not response.is_success:
-        raise SendError(describe_response(response), permanent=is_permanent(response.status_code))
+        raise SendError(f"{what}: {status_line(response)}", permanent=is_permanent(response.status_code))
 
 
 async def notify(handoff_id: uuid.UUID) -> list[Outcome]:
@@ -143,8 +143,10 @@ async def notify(handoff_id: uuid.UUID) -> list[Outcome]:
         rows = await deliveries.ensure(ctx.account_id, handoff_id, kind, [str(channel["id"])])
         body = MESSAGE_BUILDERS[kind](ctx, link)
 
-        async def send(claim: Claim, url: str = channel["url"], body: dict[str, Any] = body) -> None:
-            await post_webhook(url, body)
+        async def send(
+            claim: Claim, kind: str = kind, url: str = channel["url"], body: dict[str, Any] = body
+        ) -> None:
+            await post_webhook(kind, url, body)
 
         jobs.append(deliveries.deliver(rows[str(channel["id"])], send, max_attempts=MAX_ATTEMPTS))
     # Concurrently: a slow Teams never holds up Slack.

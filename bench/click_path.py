@@ -143,7 +143,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         base_url = stack.serve()
         stack.worker(
-            env={**ai.env(), "SMTP_URL": smtp.url, "BATON_AI_TIMEOUT_S": str(SLOW_AI_S + 10)},
+            env={
+                **ai.env(),
+                "SMTP_URL": smtp.url,
+                "BATON_AI_TIMEOUT_S": str(SLOW_AI_S + 10),
+                # The PSA and webhook fakes listen on loopback, which the outbound rule
+                # refuses unless allowed: refused, the slow PSA would not be slow at all.
+                "BATON_OUTBOUND_ALLOW_CIDRS": "127.0.0.0/8",
+            },
             processes=2,
             threads=8,
         )

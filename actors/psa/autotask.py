@@ -21,8 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
+from actors.http import call
 from actors.psa.base import (
     NOTE_TEXT_MAX_CHARS,
     NOTE_TITLE_MAX_CHARS,
@@ -69,7 +68,8 @@ def pick(field: dict[str, Any]) -> int:
     """An active picklist value: one labelled internal, else the default, else the first."""
     values = [v for v in field.get("picklistValues") or [] if isinstance(v, dict) and v.get("isActive", True)]
     if not values:
-        raise PsaError(f"Autotask picklist {field.get('name')!r} has no active value", permanent=True)
+        # Not the field's name as the PSA spelt it: nothing of an answer goes into an error.
+        raise PsaError("Autotask note fields: a picklist has no active value", permanent=True)
     chosen = (
         next((v for v in values if PREFERRED_LABEL in str(v.get("label", "")).lower()), None)
         or next((v for v in values if v.get("isDefaultValue")), None)
@@ -78,13 +78,15 @@ def pick(field: dict[str, Any]) -> int:
     return int(chosen["value"])
 
 
-async def _tenant(http: httpx.AsyncClient, connection: PsaConnectionInfo) -> _Tenant:
+async def _tenant(connection: PsaConnectionInfo) -> _Tenant:
     cached = _tenants.get(connection.id)
     if cached is not None and time.monotonic() - cached.fetched_at < CACHE_TTL_S:
         return cached
     lookup = (connection.base_url or DEFAULT_ZONE_LOOKUP).rstrip("/")
-    response = await http.get(
+    response = await call(
+        "GET",
         f"{lookup}/{API_VERSION}/zoneInformation",
+        what="Autotask zone lookup",
         params={"user": credential(connection, "username")},
         headers=headers(connection),
     )
@@ -95,7 +97,12 @@ async def _tenant(http: httpx.AsyncClient, connection: PsaConnectionInfo) -> _Te
         raise PsaError("Autotask zone lookup: the answer has no 'url'")
     zone_url = f"{zone_root.rstrip('/')}/{API_VERSION}"
 
-    response = await http.get(f"{zone_url}/TicketNotes/entityInformation/fields", headers=headers(connection))
+    response = await call(
+        "GET",
+        f"{zone_url}/TicketNotes/entityInformation/fields",
+        what="Autotask note fields",
+        headers=headers(connection),
+    )
     check(response, "Autotask note fields")
     fields = json_body(response, "Autotask note fields")
     by_name = {
@@ -114,11 +121,13 @@ async def _tenant(http: httpx.AsyncClient, connection: PsaConnectionInfo) -> _Te
 class Autotask:
     kind = "autotask"
 
-    async def add_note(self, http: httpx.AsyncClient, connection: PsaConnectionInfo, note: Note) -> str:
+    async def add_note(self, connection: PsaConnectionInfo, note: Note) -> str:
         ticket = numeric_ticket_id(connection, note.ticket_id)
-        tenant = await _tenant(http, connection)
-        response = await http.post(
+        tenant = await _tenant(connection)
+        response = await call(
+            "POST",
             f"{tenant.zone_url}/Tickets/{ticket}/Notes",
+            what="Autotask note",
             json={
                 "ticketID": ticket,
                 "title": note.title[:NOTE_TITLE_MAX_CHARS],
@@ -131,11 +140,9 @@ class Autotask:
         check(response, "Autotask note")
         return note_id_from(json_body(response, "Autotask note"), "itemId", "Autotask note")
 
-    async def find_note(
-        self, http: httpx.AsyncClient, connection: PsaConnectionInfo, ticket_id: str, marker: str
-    ) -> str | None:
+    async def find_note(self, connection: PsaConnectionInfo, ticket_id: str, marker: str) -> str | None:
         ticket = numeric_ticket_id(connection, ticket_id)
-        tenant = await _tenant(http, connection)
+        tenant = await _tenant(connection)
         search = {
             "MaxRecords": FIND_MAX_RECORDS,
             "filter": [
@@ -143,8 +150,10 @@ class Autotask:
                 {"op": "contains", "field": "description", "value": marker},
             ],
         }
-        response = await http.get(
+        response = await call(
+            "GET",
             f"{tenant.zone_url}/TicketNotes/query",
+            what="Autotask note query",
             params={"search": json.dumps(search)},
             headers=headers(connection),
         )

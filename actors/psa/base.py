@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import httpx
 
 from actors.deliveries import SendError
-from actors.http import describe_response, is_permanent
+from actors.http import is_permanent, status_line
 
 NOTE_TEXT_MAX_CHARS = 30_000  # below every PSA's note limit (Autotask: 32,000)
 NOTE_TITLE_MAX_CHARS = 250
@@ -40,13 +40,11 @@ class PsaError(SendError):
 class Adapter(Protocol):
     kind: str
 
-    async def add_note(self, http: httpx.AsyncClient, connection: PsaConnectionInfo, note: Note) -> str:
+    async def add_note(self, connection: PsaConnectionInfo, note: Note) -> str:
         """Post the note; returns the PSA's id for it."""
         ...
 
-    async def find_note(
-        self, http: httpx.AsyncClient, connection: PsaConnectionInfo, ticket_id: str, marker: str
-    ) -> str | None:
+    async def find_note(self, connection: PsaConnectionInfo, ticket_id: str, marker: str) -> str | None:
         """The id of a note on the ticket whose text holds ``marker``, if there is one."""
         ...
 
@@ -67,7 +65,7 @@ def numeric_ticket_id(connection: PsaConnectionInfo, ticket_id: str) -> int:
 def check(response: httpx.Response, what: str) -> None:
     if response.is_success:
         return
-    raise PsaError(f"{what}: {describe_response(response)}", permanent=is_permanent(response.status_code))
+    raise PsaError(f"{what}: {status_line(response)}", permanent=is_permanent(response.status_code))
 
 
 def json_body(response: httpx.Response, what: str) -> Any:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import base64
 
-import httpx
-
+from actors.http import call
 from actors.psa.base import (
     NOTE_TEXT_MAX_CHARS,
     Note,
@@ -51,7 +50,7 @@ def headers(connection: PsaConnectionInfo) -> dict[str, str]:
 class ConnectWise:
     kind = "connectwise"
 
-    async def add_note(self, http: httpx.AsyncClient, connection: PsaConnectionInfo, note: Note) -> str:
+    async def add_note(self, connection: PsaConnectionInfo, note: Note) -> str:
         ticket = numeric_ticket_id(connection, note.ticket_id)
         body: dict[str, object] = {
             "text": note.text[:NOTE_TEXT_MAX_CHARS],
@@ -61,20 +60,22 @@ class ConnectWise:
         }
         if note.member_id:
             body["member"] = {"identifier": note.member_id}
-        response = await http.post(
+        response = await call(
+            "POST",
             f"{api_root(connection.base_url)}/service/tickets/{ticket}/notes",
+            what="ConnectWise note",
             json=body,
             headers=headers(connection),
         )
         check(response, "ConnectWise note")
         return note_id_from(json_body(response, "ConnectWise note"), "id", "ConnectWise note")
 
-    async def find_note(
-        self, http: httpx.AsyncClient, connection: PsaConnectionInfo, ticket_id: str, marker: str
-    ) -> str | None:
+    async def find_note(self, connection: PsaConnectionInfo, ticket_id: str, marker: str) -> str | None:
         ticket = numeric_ticket_id(connection, ticket_id)
-        response = await http.get(
+        response = await call(
+            "GET",
             f"{api_root(connection.base_url)}/service/tickets/{ticket}/notes",
+            what="ConnectWise notes",
             params={"orderBy": "id desc", "pageSize": FIND_PAGE_SIZE},
             headers=headers(connection),
         )

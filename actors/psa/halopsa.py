@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from actors.http import call
 from actors.psa.base import (
     NOTE_TEXT_MAX_CHARS,
     Note,
@@ -54,7 +55,7 @@ def root(base_url: str) -> str:
     return base[: -len("/api")] if base.endswith("/api") else base
 
 
-async def _token(http: httpx.AsyncClient, connection: PsaConnectionInfo) -> str:
+async def _token(connection: PsaConnectionInfo) -> str:
     cached = _tokens.get(connection.id)
     if cached is not None and time.monotonic() < cached.expires_at:
         return cached.value
@@ -62,8 +63,10 @@ async def _token(http: httpx.AsyncClient, connection: PsaConnectionInfo) -> str:
     tenant = connection.credentials.get("tenant")
     if isinstance(tenant, str) and tenant:
         params["tenant"] = tenant
-    response = await http.post(
+    response = await call(
+        "POST",
         f"{root(connection.base_url)}/auth/token",
+        what="HaloPSA token",
         params=params,
         data={
             "grant_type": "client_credentials",
@@ -93,7 +96,7 @@ def _check_authorised(response: httpx.Response, connection: PsaConnectionInfo, w
 class HaloPsa:
     kind = "halopsa"
 
-    async def add_note(self, http: httpx.AsyncClient, connection: PsaConnectionInfo, note: Note) -> str:
+    async def add_note(self, connection: PsaConnectionInfo, note: Note) -> str:
         ticket = numeric_ticket_id(connection, note.ticket_id)
         action: dict[str, Any] = {
             "ticket_id": ticket,
@@ -103,9 +106,11 @@ class HaloPsa:
         }
         if note.member_id:
             action["agent_id"] = int(note.member_id) if note.member_id.isdigit() else note.member_id
-        token = await _token(http, connection)
-        response = await http.post(
+        token = await _token(connection)
+        response = await call(
+            "POST",
             f"{root(connection.base_url)}/api/Actions",
+            what="HaloPSA action",
             json=[action],
             headers={"Authorization": f"Bearer {token}"},
         )
@@ -115,13 +120,13 @@ class HaloPsa:
             created = created[0] if created else None
         return note_id_from(created, "id", "HaloPSA action")
 
-    async def find_note(
-        self, http: httpx.AsyncClient, connection: PsaConnectionInfo, ticket_id: str, marker: str
-    ) -> str | None:
+    async def find_note(self, connection: PsaConnectionInfo, ticket_id: str, marker: str) -> str | None:
         ticket = numeric_ticket_id(connection, ticket_id)
-        token = await _token(http, connection)
-        response = await http.get(
+        token = await _token(connection)
+        response = await call(
+            "GET",
             f"{root(connection.base_url)}/api/Actions",
+            what="HaloPSA actions",
             params={"ticket_id": ticket, "count": FIND_COUNT},
             headers={"Authorization": f"Bearer {token}"},
         )

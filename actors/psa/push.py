@@ -26,9 +26,8 @@ from actors import db, deliveries
 from actors.ai_client import call_budget_s
 from actors.broker import broker
 from actors.context import HandoffContext, load
-from actors.deliveries import Claim, Outcome
+from actors.deliveries import Claim, Outcome, SendError
 from actors.documentation import Documentation, note_marker, render
-from actors.http import http_client
 from actors.psa import ADAPTERS
 from actors.psa.base import Note, PsaConnectionInfo
 from actors.slots import PSA, SLOW_ACTOR_PRIORITY, in_slot
@@ -79,6 +78,9 @@ FROM session_handoffs WHERE id = $1
 """
 
 LAST_ERROR = "SELECT last_error FROM deliveries WHERE id = $1"
+# What reading an answer of an unexpected shape raises (a picklist value that is no
+# number, a list where an object was due); their text may quote the answer.
+ANSWER_SHAPE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 
 
 async def _connection(ctx: HandoffContext) -> PsaConnectionInfo | None:
@@ -149,12 +151,11 @@ async def push(handoff_id: uuid.UUID) -> tuple[PsaResult, Outcome | None, Docume
         member_id=member_id,
     )
 
-    async def send(claim: Claim) -> None:
-        http = http_client()
+    async def post_once(claim: Claim) -> None:
         note_id = None
         if claim.attempts > 1 or claim.interrupted:
             # An earlier attempt may have stored the note before failing to hear back.
-            note_id = await adapter.find_note(http, connection, ticket_id, note.marker)
+            note_id = await adapter.find_note(connection, ticket_id, note.marker)
             if note_id is not None:
                 log.info(
                     "hand-off %s: note %s already on %s ticket %s",
@@ -164,9 +165,19 @@ async def push(handoff_id: uuid.UUID) -> tuple[PsaResult, Outcome | None, Docume
                     ticket_id,
                 )
         if note_id is None:
-            note_id = await adapter.add_note(http, connection, note)
+            note_id = await adapter.add_note(connection, note)
         # Before the delivery is marked sent: a crash in between is found by find_note.
         await db.execute(RECORD_PUSHED, handoff_id, note_id, warning)
+
+    async def send(claim: Claim) -> None:
+        try:
+            await post_once(claim)
+        except ANSWER_SHAPE_ERRORS as exc:
+            # Only the exception's name is kept: its text may quote the answer.
+            log.warning(
+                "hand-off %s: %s reading the %s answer", handoff_id, type(exc).__name__, connection.kind
+            )
+            raise SendError(f"{connection.kind}: unexpected answer ({type(exc).__name__})") from None
 
     recipient = f"{connection.kind}:{connection.id}:{ticket_id}"
     rows = await deliveries.ensure(ctx.account_id, handoff_id, CHANNEL, [recipient])

@@ -1,12 +1,17 @@
 """``PUT /channels/{id}`` and ``PUT /psa-connections/{id}``: where Baton's messages go.
 
-Webhook URLs and PSA credentials are secrets: stored, never returned.
+Webhook URLs and PSA credentials are secrets: stored, never returned, never echoed in
+an error. A URL must pass SPEC's destination rule (``actors.outbound``: https, no user
+name or password, a global address unless BATON_OUTBOUND_ALLOW_CIDRS says otherwise), and
+a credential must be something an HTTP header can carry: a refusal is a 422 naming the
+rule, and nothing is written.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
-from urllib.parse import urlsplit
+from collections.abc import Mapping
 
 import msgspec
 
@@ -44,24 +49,56 @@ RETURNING {CREATED}, id, kind, base_url, member_mapping, created_at, updated_at
 """
 
 
-def _host_of(url: str) -> str:
-    """The URL's host, or 400 for a URL that only looks like one (``https://[``)."""
+# C0, DEL and C1 controls: a pasted line break in a secret, say. Spaces at either end:
+# a header cannot carry them (h11 refuses the request), and no real secret has them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_EDGE_SPACE = re.compile(r"^\s|\s$")
+
+
+async def _destination(url: str, field: str) -> str:
+    """The URL's host, once the destination rule lets Baton call it; else 422 saying why."""
+    # Imported here: actors bind to REDIS_URL when imported (see server.handoffs.jobs).
+    from actors.outbound import DestinationRefused, check_url
+
     try:
-        return (urlsplit(url).hostname or "").lower()
-    except ValueError as exc:
-        raise Problem(400, f"url is not a valid URL: {exc}") from None
+        destination = await check_url(url)
+    except DestinationRefused as refused:
+        raise Problem(422, f"{field} {refused.detail}") from None
+    return destination.host
 
 
-def _is_retired_teams_url(url: str) -> bool:
-    host = _host_of(url)
+def _check_credentials(credentials: Mapping[str, str]) -> None:
+    """422 naming the first credential no HTTP request could carry; its value never echoed."""
+    for name, value in credentials.items():
+        if _CONTROL.search(name):
+            raise Problem(422, "credentials has a field name holding a control character.")
+        if _CONTROL.search(value):
+            raise Problem(
+                422,
+                f"credentials.{name} holds a control character (a pasted line break?); "
+                "the value was not stored.",
+            )
+        if _EDGE_SPACE.search(value):
+            raise Problem(422, f"credentials.{name} starts or ends with a space; the value was not stored.")
+
+
+def _is_retired_teams_host(host: str) -> bool:
     return host == RETIRED_TEAMS_HOST or host.endswith("." + RETIRED_TEAMS_HOST)
 
 
 async def put_channel(
     account_id: uuid.UUID, channel_id: uuid.UUID, body: ChannelPut
 ) -> tuple[ChannelOut, bool]:
-    if _is_retired_teams_url(body.url) and body.kind == "teams":
+    from actors.outbound import DestinationRefused, parse_url
+
+    try:
+        host = parse_url(body.url).host
+    except DestinationRefused as refused:
+        raise Problem(422, f"url {refused.detail}") from None
+    # Before any lookup: the retired host resolves, but never delivers.
+    if body.kind == "teams" and _is_retired_teams_host(host):
         raise Problem(422, RETIRED_TEAMS_MESSAGE)
+    await _destination(body.url, "url")
     async with db.connection() as conn:
         row, created = await upsert_in_account(
             conn, UPSERT_CHANNEL, channel_id, account_id, body.kind, body.url, body.enabled, what="Channel"
@@ -72,6 +109,8 @@ async def put_channel(
 async def put_psa_connection(
     account_id: uuid.UUID, connection_id: uuid.UUID, body: PsaConnectionPut
 ) -> tuple[PsaConnectionOut, bool]:
+    _check_credentials(body.credentials)
+    await _destination(body.base_url, "base_url")
     mapping = {str(user_id): member for user_id, member in body.member_mapping.items()}
     async with db.connection() as conn:
         row, created = await upsert_in_account(

@@ -36,9 +36,12 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
 # pattern must mean the same in both.
 _PLAIN = r"[^@\s\x00-\x1f\x7f-\x9f]"
 Email = Annotated[str, msgspec.Meta(max_length=EMAIL_MAX, pattern=rf"^{_PLAIN}+@{_PLAIN}+$")]
-# No brackets in the host: an IPv6 literal is not taken (a host name is), so every URL the
-# pattern admits is one urlsplit can read.
-Url = Annotated[str, msgspec.Meta(max_length=URL_MAX, pattern=r"^https?://[^\s/\[\]\x00-\x1f\x7f-\x9f]+")]
+# A host name, or an IPv6 literal in brackets right after the scheme; whether Baton may
+# call it is the destination rule's to say (actors/outbound.py: a 422 naming the rule).
+_HOST_CHAR = r"[^\s/\[\]\x00-\x1f\x7f-\x9f]"
+Url = Annotated[
+    str, msgspec.Meta(max_length=URL_MAX, pattern=rf"^https?://(?:\[[0-9A-Fa-f:.]+\]|{_HOST_CHAR}+)")
+]
 ShortText = Annotated[str, msgspec.Meta(max_length=SHORT_TEXT_MAX)]
 PsaId = Annotated[str, msgspec.Meta(min_length=1, max_length=PSA_ID_MAX)]
 EngineerNotes = Annotated[str, msgspec.Meta(max_length=ENGINEER_NOTES_MAX)]

@@ -79,7 +79,10 @@ async def test_a_failing_teams_webhook_never_holds_up_slack_and_a_flaky_slack_is
         )
     }
     assert rows["slack"]["status"] == "sent" and rows["slack"]["attempts"] == 2
-    assert rows["teams"]["status"] == "failed" and rows["teams"]["last_error"].startswith("HTTP 404")
+    assert (
+        rows["teams"]["status"] == "failed"
+        and rows["teams"]["last_error"] == "Teams webhook: HTTP 404 Not Found"
+    )
     for found in rows.values():  # the webhook URL is the secret: never in the records
         assert "teamssecret" not in str(dict(found)) and "slacksecret" not in str(dict(found))
 

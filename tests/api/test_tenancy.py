@@ -32,11 +32,15 @@ async def _victim(acme: Tenant) -> Victim:
     senior = await acme.user("engineer")
     team_id = await acme.team()
     channel_id, psa_connection_id = uuid.uuid4(), uuid.uuid4()
-    await acme.put(f"/channels/{channel_id}", {"kind": "slack", "url": "https://hooks.slack.com/services/a"})
-    await acme.put(
-        f"/psa-connections/{psa_connection_id}",
-        {"kind": "halopsa", "base_url": "https://halo.example.com", "credentials": {"secret": "s"}},
+    # IP literals the test session allows: a host name would be looked up in DNS.
+    channel = await acme.put(
+        f"/channels/{channel_id}", {"kind": "slack", "url": "https://127.0.0.1:9/services/a"}
     )
+    psa = await acme.put(
+        f"/psa-connections/{psa_connection_id}",
+        {"kind": "halopsa", "base_url": "https://127.0.0.1:9", "credentials": {"secret": "s"}},
+    )
+    assert (channel.status_code, psa.status_code) == (201, 201), (channel.text, psa.text)
     session_id = await acme.session(tech)
     open_handoff = await acme.handed_off(tech, session_id, "escalate")
     claimed = await acme.handed_off(tech, await acme.session(tech), "park")
@@ -53,12 +57,12 @@ ATTEMPTS: list[tuple[str, str, str, dict[str, Any] | None]] = [
         {"email": "x@example.com", "name": "Taken", "account_role": "owner"},
     ),
     ("PUT", "/teams/{team}", "host_app", {"name": "Taken"}),
-    ("PUT", "/channels/{channel}", "host_app", {"kind": "slack", "url": "https://evil.example.com/hook"}),
+    ("PUT", "/channels/{channel}", "host_app", {"kind": "slack", "url": "https://127.0.0.2:9/hook"}),
     (
         "PUT",
         "/psa-connections/{psa}",
         "host_app",
-        {"kind": "halopsa", "base_url": "https://evil.example.com", "credentials": {}},
+        {"kind": "halopsa", "base_url": "https://127.0.0.2:9", "credentials": {}},
     ),
     ("PUT", "/sessions/{session}", "host_app", {"user_id": "{b_user}", "status": "closed"}),
     ("GET", "/sessions/{session}", "host_app", None),

@@ -141,6 +141,8 @@ class FakeAutotask(FakePsa):
             "secret": "s3cr3t-AT",
             "integration_code": "TRACKING-CODE-42",
         }
+        # The zone the lookup answers with (default: this fake's own zone path).
+        self.zone_root: str | None = None
 
     @property
     def lookup_url(self) -> str:
@@ -168,7 +170,12 @@ class FakeAutotask(FakePsa):
         if request.query.get("user") != self.credentials["username"]:
             return web.json_response({"errors": ["Zone information could not be determined"]}, status=500)
         return web.json_response(
-            {"zoneName": "Fake Zone", "url": f"{self.url}/zone5/ATServicesRest/", "webUrl": self.url, "ci": 5}
+            {
+                "zoneName": "Fake Zone",
+                "url": self.zone_root or f"{self.url}/zone5/ATServicesRest/",
+                "webUrl": self.url,
+                "ci": 5,
+            }
         )
 
     async def _fields(self, request: web.Request) -> web.Response:

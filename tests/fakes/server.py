@@ -7,6 +7,7 @@ fake must keep answering while the test thread sleeps: hence its own thread and 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ class ThreadedServer:
     def __init__(self) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Set (with an https:// url) before start() to serve TLS.
+        self.ssl_context: ssl.SSLContext | None = None
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -68,7 +71,7 @@ class ThreadedServer:
         self.routes(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.ssl_context).start()
 
     @web.middleware
     async def _record(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
