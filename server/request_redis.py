@@ -15,7 +15,8 @@ within the same deadline.
 
 Cost: on Python 3.11 redis-py wraps each command's I/O in ``asyncio.wait_for`` when a
 socket timeout is set (a task each, ~15 µs here; docs/architecture.md), and the
-deadline adds one timer handle per call.
+deadline adds one timer per call (~10 µs measured on this shared 2-core machine; two per
+write, next to ~1.7 ms of server CPU for a create).
 """
 
 from __future__ import annotations
