@@ -40,7 +40,7 @@ from actors import db, deliveries
 from actors.broker import broker
 from actors.context import HandoffContext, load
 from actors.deliveries import Claim, Outcome, SendError
-from actors.mail_headers import MalformedMessage, check_message, header_lines, header_text
+from actors.mail_headers import MalformedMessage, check_header_lines, check_message, header_lines, header_text
 from settings import Settings, get_settings
 from tables.enums import SENIOR_ROLES
 
@@ -424,6 +424,11 @@ class Composer:
             raise SendError(f"address {to!r} is not plain ASCII; not sent", permanent=True)
         raw = self._template.replace(_TO_MARK.encode(), to.encode(), 1)
         raw = raw.replace(_ID_MARK.encode(), str(claim.id).encode(), 1)
+        try:
+            check_header_lines(raw, HEADER_NAMES)  # the bytes that leave, ~µs
+        except MalformedMessage as exc:
+            log.error("e-mail to %s not sent: its headers are not the ones Baton writes (%s)", to, exc)
+            raise SendError(f"message refused before sending: {exc}"[:200], permanent=True) from None
         return Outgoing(
             delivery_id=claim.id, mail_from=self.settings.mail_from, to=to, subject=self.subject, raw=raw
         )

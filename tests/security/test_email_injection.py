@@ -199,3 +199,37 @@ def test_caught_mail_in_development_is_readable_by_batons_user_alone(
     written = folder / f"{delivery_id}.eml"
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize(
+    "smuggled",
+    [b"Bcc: y@attacker.test\r\n", b"reply-to: x@attacker.test\r\n", b"X-Note: a\nBcc: y@attacker.test\r\n"],
+    ids=["a Bcc line", "a lower-case Reply-To", "a bare LF inside a line"],
+)
+def test_a_message_whose_headers_are_not_the_ones_baton_wrote_is_never_sent(smuggled: bytes) -> None:
+    """The last wall, should anything upstream ever let a header through: the flattened
+    message is parsed back, and a delivery of it fails for good instead of going out."""
+    from actors.deliveries import Claim, SendError
+    from actors.email import Composer, build_message
+    from actors.mail_headers import MalformedMessage, check_message
+
+    settings = settings_with(smtp_url=None)
+    raw = build_message(
+        delivery_id=uuid.uuid4(),
+        to="senior@example.com",
+        subject="Printer down",
+        body="Hi",
+        settings=settings,
+    )
+    head, _, body = raw.partition(b"\r\n\r\n")
+    tampered = head + b"\r\n" + smuggled.rstrip(b"\r\n") + b"\r\n\r\n" + body
+
+    check_message(raw, BATON_HEADERS)  # Baton's own passes
+    with pytest.raises(MalformedMessage):
+        check_message(tampered, BATON_HEADERS)
+
+    composer = Composer(subject="Printer down", body="Hi", settings=settings)
+    composer._template = tampered  # as if the build had let it through
+    with pytest.raises(SendError) as refused:
+        composer(Claim(id=uuid.uuid4(), recipient="senior@example.com", attempts=0, interrupted=False))
+    assert refused.value.permanent
