@@ -8,7 +8,6 @@ or fails, a rule-based briefing is written instead, so a claimer always gets one
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from typing import Any
@@ -83,39 +82,10 @@ async def write_briefing(ctx: HandoffContext) -> str:
     return text[:BRIEFING_MAX_CHARS]
 
 
-# Marks the briefing as being made; returns whether one is still needed.
-MARK_PENDING = """
-UPDATE session_handoffs SET briefing_status = 'pending', updated_at = now()
-WHERE id = $1 AND briefing_status IS DISTINCT FROM 'ready'
-RETURNING id
-"""
-
-FORGET_PENDING = """
-UPDATE session_handoffs SET briefing_status = NULL WHERE id = $1 AND briefing_status = 'pending'
-"""
-
 SAVE = """
 UPDATE session_handoffs SET briefing = $2, briefing_status = 'ready', updated_at = now()
 WHERE id = $1 AND briefing_status IS DISTINCT FROM 'ready'
 """
-
-
-async def request(handoff_id: uuid.UUID) -> bool:
-    """Mark a briefing as pending and send the actor; False when it is already ready.
-
-    For the web process (claim, GET /briefing): call after the claim has committed.
-    """
-    row = await db.fetchrow(MARK_PENDING, handoff_id)
-    if row is None:
-        return False
-    try:
-        # Dramatiq's send is a blocking Redis call: off the event loop.
-        await asyncio.to_thread(generate_briefing.send, str(handoff_id))
-    except Exception:
-        # Nobody would ever make it: forget "pending" so the next ask tries again.
-        await db.execute(FORGET_PENDING, handoff_id)
-        raise
-    return True
 
 
 async def run(handoff_id: uuid.UUID) -> str | None:

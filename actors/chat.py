@@ -2,7 +2,9 @@
 
 Slack: an incoming webhook, ``{"text", "blocks"}`` (``text`` is the notification
 fallback). Teams: a Workflows ("Post to a channel when a webhook request is received")
-webhook, the message envelope with one Adaptive Card attachment. Each names the PSA
+webhook, the message envelope with one Adaptive Card attachment (1.4; RichTextBlock
+since 1.2). Users' text is plain text to both (SPEC "Injection"): Slack ``plain_text``
+(escaped), Teams ``TextRun``, never mrkdwn or Markdown. Each names the PSA
 ticket when there is one and links to the inbox. Each webhook is its own ``slack`` /
 ``teams`` delivery (recipient: the channel's id, never its URL, which is a secret).
 """
@@ -28,6 +30,7 @@ log = logging.getLogger("baton.actors.chat")
 MAX_ATTEMPTS = 8
 SLACK_TEXT_MAX_CHARS = 2900  # a section block takes 3,000
 SLACK_HEADER_MAX_CHARS = 150
+SLACK_FIELD_MAX_CHARS = 2000  # a section's field takes 2,000
 ADAPTIVE_CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 ADAPTIVE_CARD_VERSION = "1.4"
 ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -55,22 +58,40 @@ def _reason(ctx: HandoffContext) -> str:
 
 
 def slack_escape(text: str) -> str:
-    """Slack's mrkdwn control characters; user text must not become links or mentions."""
+    """Slack's control characters; user text must not become links or mentions."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_plain(text: str, max_chars: int = SLACK_TEXT_MAX_CHARS) -> dict[str, Any]:
+    """User text for Slack: ``plain_text``, which Slack never reads as mrkdwn (``*``, ``_``,
+    ``~``, backticks and ``<url|…>`` stay characters), escaped all the same so nothing in
+    it is a link or a mention wherever Slack parses it."""
+    return {"type": "plain_text", "text": _clipped(slack_escape(text), max_chars), "emoji": False}
+
+
+def _clipped(escaped: str, max_chars: int) -> str:
+    """At most ``max_chars``, never ending in half an entity (``&am``)."""
+    clipped = escaped[:max_chars]
+    amp = clipped.rfind("&", max(0, len(clipped) - 4))
+    return clipped[:amp] if amp != -1 and ";" not in clipped[amp:] else clipped
+
+
+def _facts(ctx: HandoffContext) -> list[tuple[str, str]]:
+    facts = [("Reason", _reason(ctx)), ("Priority", ctx.priority)]
+    if ctx.psa_ticket_id:
+        facts.append(("PSA ticket", f"#{ctx.psa_ticket_id}"))
+    return facts
 
 
 def slack_message(ctx: HandoffContext, link: str | None) -> dict[str, Any]:
     title = headline(ctx)
-    lines = [
-        f"*{slack_escape(title)}*",
-        f"*Reason:* {slack_escape(_reason(ctx))}",
-        f"*Priority:* {ctx.priority}",
-    ]
-    if ctx.psa_ticket_id:
-        lines.append(f"*PSA ticket:* #{slack_escape(ctx.psa_ticket_id)}")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "New escalation"[:SLACK_HEADER_MAX_CHARS]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:SLACK_TEXT_MAX_CHARS]}},
+        {"type": "section", "text": slack_plain(title)},
+        {
+            "type": "section",
+            "fields": [slack_plain(f"{name}: {value}", SLACK_FIELD_MAX_CHARS) for name, value in _facts(ctx)],
+        },
     ]
     if link:
         blocks.append(
@@ -86,22 +107,38 @@ def slack_message(ctx: HandoffContext, link: str | None) -> dict[str, Any]:
                 ],
             }
         )
-    return {"text": f"New escalation: {title}", "blocks": blocks}
+    # The notification's text: no mrkdwn read in it, and nothing a link or a mention.
+    fallback = _clipped(slack_escape(f"New escalation: {title}"), SLACK_TEXT_MAX_CHARS)
+    return {"text": fallback, "mrkdwn": False, "blocks": blocks}
+
+
+def teams_text(text: str, **style: Any) -> dict[str, Any]:
+    """A ``RichTextBlock`` of one ``TextRun``: Teams renders a TextRun's text as it is,
+    never as Markdown (a TextBlock's and a FactSet's text are Markdown: a user's
+    ``[Re-authenticate](http://…)`` became a link from the Baton bot)."""
+    return {"type": "RichTextBlock", "inlines": [{"type": "TextRun", "text": text, **style}]}
 
 
 def teams_message(ctx: HandoffContext, link: str | None) -> dict[str, Any]:
-    facts = [{"title": "Reason", "value": _reason(ctx)}, {"title": "Priority", "value": ctx.priority}]
-    if ctx.psa_ticket_id:
-        facts.append({"title": "PSA ticket", "value": f"#{ctx.psa_ticket_id}"})
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": "New escalation", "weight": "Bolder", "size": "Medium"},
+        teams_text(headline(ctx)),
+    ]
+    for name, value in _facts(ctx):
+        body.append(
+            {
+                "type": "RichTextBlock",
+                "inlines": [
+                    {"type": "TextRun", "text": f"{name}: ", "weight": "Bolder"},
+                    {"type": "TextRun", "text": value},
+                ],
+            }
+        )
     card: dict[str, Any] = {
         "$schema": ADAPTIVE_CARD_SCHEMA,
         "type": "AdaptiveCard",
         "version": ADAPTIVE_CARD_VERSION,
-        "body": [
-            {"type": "TextBlock", "text": "New escalation", "weight": "Bolder", "size": "Medium"},
-            {"type": "TextBlock", "text": headline(ctx), "wrap": True},
-            {"type": "FactSet", "facts": facts},
-        ],
+        "body": body,
     }
     if link:
         card["actions"] = [{"type": "Action.OpenUrl", "title": "Open the inbox", "url": link}]

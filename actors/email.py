@@ -7,7 +7,10 @@ and splits them into batches (``EMAIL_BATCH_SIZE``) so every worker process shar
 sending; a batch sends over a few reused SMTP connections (``SMTP_CONNECTIONS_PER_BATCH``).
 
 With ``SMTP_URL`` unset (development) each message is written to
-``{BATON_DATA_DIR}/mail/`` instead, and a line is logged.
+``{BATON_DATA_DIR}/mail/`` instead (files 0600 in a 0700 folder), and a line is logged.
+
+Every header is written by Baton, never folded by the stdlib, and the flattened message
+is parsed back before it leaves: user text cannot add a header (actors/mail_headers.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import io
 import logging
 import math
 import os
+import re
 import socket
 import uuid
 from collections.abc import Callable
@@ -36,6 +40,7 @@ from actors import db, deliveries
 from actors.broker import broker
 from actors.context import HandoffContext, load
 from actors.deliveries import Claim, Outcome, SendError
+from actors.mail_headers import MalformedMessage, check_header_lines, check_message, header_lines, header_text
 from settings import Settings, get_settings
 from tables.enums import SENIOR_ROLES
 
@@ -57,6 +62,8 @@ SMTP_PORT = 25
 # greeting, EHLO, AUTH (two exchanges), MAIL, RCPT, RSET after a refusal.
 SMTP_COMMAND_WAITS_PER_SEND_MAX = 8
 MAIL_FOLDER = "mail"
+MAIL_FOLDER_MODE = 0o700
+MAIL_FILE_MODE = 0o600
 NO_REASON = "No reason provided."
 INTRO = "A teammate has escalated a session and is asking for help."
 REMINDER_INTRO = "This escalation is still waiting for someone to pick it up."
@@ -67,12 +74,8 @@ MailKind = Literal["escalation", "reminder"]
 # ------------------------------------------------------------------ the messages
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def escalation_subject(ctx: HandoffContext) -> str:
-    return _one_line(f"New escalation: {ctx.problem_summary or 'an active session'}")[:SUBJECT_MAX_CHARS]
+    return header_text(f"New escalation: {ctx.problem_summary or 'an active session'}")[:SUBJECT_MAX_CHARS]
 
 
 def escalation_body(ctx: HandoffContext, settings: Settings) -> str:
@@ -84,7 +87,7 @@ def escalation_body(ctx: HandoffContext, settings: Settings) -> str:
 
 
 def reminder_subject(ctx: HandoffContext) -> str:
-    return _one_line(f"Still open: {ctx.problem_summary or 'an active session'}")[:SUBJECT_MAX_CHARS]
+    return header_text(f"Still open: {ctx.problem_summary or 'an active session'}")[:SUBJECT_MAX_CHARS]
 
 
 def reminder_body(ctx: HandoffContext, settings: Settings) -> str:
@@ -114,27 +117,50 @@ class Outgoing:
     raw: bytes
 
 
-def flatten(message: EmailMessage) -> bytes:
+# The headers of every message, in the order written: exactly these, or it is not sent.
+HEADER_NAMES = (
+    "From",
+    "To",
+    "Message-ID",
+    "Date",
+    "Subject",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "MIME-Version",
+)
+
+
+def _body_part(body: str) -> bytes:
+    """The text/plain part (its MIME headers and the encoded body), from the stdlib: no
+    user text reaches a header there, only the body, after the blank line."""
+    part = EmailMessage(policy=email.policy.SMTP)
+    part.set_content(body)
     buffer = io.BytesIO()
-    email.generator.BytesGenerator(buffer, policy=email.policy.SMTP).flatten(message)
+    email.generator.BytesGenerator(buffer, policy=email.policy.SMTP).flatten(part)
     return buffer.getvalue()
 
 
 def build_message(
     *, delivery_id: uuid.UUID | str, to: str, subject: str, body: str, settings: Settings
-) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = settings.mail_from
+) -> bytes:
+    """The message as sent (RFC 5322, CRLF line ends); ``MalformedMessage`` when its
+    headers would not be exactly ``HEADER_NAMES`` (see actors/mail_headers.py)."""
+    domain = settings.mail_from.rpartition("@")[2] or "baton.localhost"
     # To and Message-ID before anything users wrote: Composer addresses each copy by
     # replacing the first occurrence of their stand-ins.
-    message["To"] = to
-    domain = settings.mail_from.rpartition("@")[2] or "baton.localhost"
-    # Derived from the delivery: a repeat after a crash is recognisably the same message.
-    message["Message-ID"] = f"<{delivery_id}@{domain}>"
-    message["Date"] = email.utils.formatdate(localtime=False)
-    message["Subject"] = subject
-    message.set_content(body)
-    return message
+    headers = header_lines(
+        [
+            ("From", settings.mail_from),
+            ("To", to),
+            # Derived from the delivery: a repeat after a crash is recognisably the same message.
+            ("Message-ID", f"<{delivery_id}@{domain}>"),
+            ("Date", email.utils.formatdate(localtime=False)),
+            ("Subject", header_text(subject)),
+        ]
+    )
+    raw = headers + _body_part(body)
+    check_message(raw, HEADER_NAMES)
+    return raw
 
 
 # ------------------------------------------------------------------ the senders
@@ -278,10 +304,16 @@ class FolderSender:
         await asyncio.to_thread(self._write, outgoing)
 
     def _write(self, outgoing: Outgoing) -> None:
-        self._folder.mkdir(parents=True, exist_ok=True)
+        # Caught mail is the seniors' mail: readable by Baton's user alone.
+        self._folder.mkdir(mode=MAIL_FOLDER_MODE, parents=True, exist_ok=True)
+        if self._folder.stat().st_mode & 0o777 != MAIL_FOLDER_MODE:
+            os.chmod(self._folder, MAIL_FOLDER_MODE)  # made by an earlier version, or by hand
         path = self._folder / f"{outgoing.delivery_id}.eml"
         partial = path.with_suffix(".partial")
-        partial.write_bytes(outgoing.raw)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, MAIL_FILE_MODE)
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(file.fileno(), MAIL_FILE_MODE)  # a .partial left by a crash keeps its mode
+            file.write(outgoing.raw)
         os.replace(partial, path)
         log.info("e-mail to %s (%s) written to %s", outgoing.to, outgoing.subject, path)
 
@@ -362,6 +394,10 @@ _TO_MARK = "baton-recipient@to.invalid"
 _ID_MARK = "00000000-baton-0000-message-000000000000"
 
 
+# One plain ASCII address, nothing that could make the To header say more than it.
+_PLAIN_ADDRESS = re.compile(r"[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+")
+
+
 class Composer:
     """The messages of one kind for one hand-off: rendered once, addressed per row."""
 
@@ -369,18 +405,30 @@ class Composer:
         self.subject = subject
         self.body = body
         self.settings = settings
-        template = build_message(
-            delivery_id=_ID_MARK, to=_TO_MARK, subject=subject, body=body, settings=settings
-        )
-        self._template = flatten(template)
+        self._refusal: str | None = None
+        try:
+            self._template = build_message(
+                delivery_id=_ID_MARK, to=_TO_MARK, subject=subject, body=body, settings=settings
+            )
+        except MalformedMessage as exc:
+            log.error("e-mail not sent: its headers would not be the ones Baton writes (%s)", exc)
+            self._refusal = f"message refused before sending: {exc}"[:200]
+            self._template = b""
 
     def __call__(self, claim: Claim) -> Outgoing:
+        if self._refusal is not None:
+            raise SendError(self._refusal, permanent=True)
         to = address_of(claim.recipient)
-        if not (to.isascii() and to.isprintable()) or " " in to:
+        if not (to.isascii() and to.isprintable() and _PLAIN_ADDRESS.fullmatch(to)):
             # Internationalised addresses need SMTPUTF8 end to end, which Baton does not speak.
             raise SendError(f"address {to!r} is not plain ASCII; not sent", permanent=True)
         raw = self._template.replace(_TO_MARK.encode(), to.encode(), 1)
         raw = raw.replace(_ID_MARK.encode(), str(claim.id).encode(), 1)
+        try:
+            check_header_lines(raw, HEADER_NAMES)  # the bytes that leave, ~µs
+        except MalformedMessage as exc:
+            log.error("e-mail to %s not sent: its headers are not the ones Baton writes (%s)", to, exc)
+            raise SendError(f"message refused before sending: {exc}"[:200], permanent=True) from None
         return Outgoing(
             delivery_id=claim.id, mail_from=self.settings.mail_from, to=to, subject=self.subject, raw=raw
         )

@@ -77,12 +77,6 @@ def _email(name: str) -> str:
     return name.lower().replace(" ", ".") + "@northwind.example"
 
 
-async def create_account(name: str) -> uuid.UUID:
-    account_id = uuid.uuid4()
-    await Account.insert(Account(id=account_id, name=name))
-    return account_id
-
-
 async def has_accounts() -> bool:
     return bool(await Account.exists())
 
@@ -92,11 +86,14 @@ async def seed_demo() -> dict[str, Any]:
     account_id = uuid.uuid4()
     team_id = uuid.uuid4()
     psa_id = uuid.uuid4()
+    service_token_jti = uuid.uuid4()
     users = [{**spec, "id": uuid.uuid4(), "email": _email(spec["name"])} for spec in DEMO_USERS]
     technician = users[0]
     sessions: list[dict[str, Any]] = []
     async with Account._meta.db.transaction():
-        await Account.insert(Account(id=account_id, name=DEMO_ACCOUNT_NAME))
+        await Account.insert(
+            Account(id=account_id, name=DEMO_ACCOUNT_NAME, service_token_jti=service_token_jti)
+        )
         await Team.insert(Team(id=team_id, account_id=account_id, name="Service Desk"))
         await User.insert(
             *[
@@ -131,7 +128,7 @@ async def seed_demo() -> dict[str, Any]:
         "account_id": str(account_id),
         "account_name": DEMO_ACCOUNT_NAME,
         "team_id": str(team_id),
-        "service_token": mint_service_token(secret, account_id),
+        "service_token": mint_service_token(secret, account_id, jti=service_token_jti),
         "users": [_user_out(user, secret) for user in users],
         "sessions": sessions,
     }
@@ -227,7 +224,8 @@ async def demo_summary() -> dict[str, Any] | None:
     return {
         "account_id": str(account.id),
         "account_name": account.name,
-        "service_token": mint_service_token(secret, account.id),
+        # The account's current token again (the same jti), so it keeps working.
+        "service_token": mint_service_token(secret, account.id, jti=account.service_token_jti),
         "users": [
             _user_out(
                 {

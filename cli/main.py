@@ -5,7 +5,8 @@
     baton worker [--processes N] [--threads T]        one Dramatiq worker pool
     baton migrate                                     apply the Piccolo migrations
     baton account create NAME [--json]                a new account + its service token
-    baton token USER_ID                               a user token (development)
+    baton account rotate-token ACCOUNT_ID [--grace S] a new service token; the old one ends
+    baton token USER_ID [--ttl S]                     a user token (default 12 h)
     baton seed --demo [--json]                        the demo account
 
 Every command takes ``--data-dir`` (``BATON_DATA_DIR``, default ``./.baton``). With
@@ -24,6 +25,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +62,28 @@ def _parser() -> argparse.ArgumentParser:
     create = account_commands.add_parser("create", help="create an account and print its service token")
     create.add_argument("name")
     create.add_argument("--json", action="store_true")
+    rotate = account_commands.add_parser(
+        "rotate-token", help="issue a new service token; the old one stops working after the grace"
+    )
+    rotate.add_argument("account_id")
+    rotate.add_argument(
+        "--grace",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds the old token keeps working, on every replica (default 0: it stops now)",
+    )
+    rotate.add_argument("--json", action="store_true")
 
-    token = commands.add_parser("token", help="print a user token (development)")
+    token = commands.add_parser("token", help="print a user token")
     token.add_argument("user_id")
+    token.add_argument(
+        "--ttl",
+        type=int,
+        default=None,
+        metavar="S",
+        help="lifetime in seconds (default 12 h; at most BATON_MAX_TOKEN_LIFETIME_S)",
+    )
 
     seed = commands.add_parser("seed", help="create demo data")
     seed.add_argument("--demo", action="store_true", required=True)
@@ -113,15 +134,28 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _uuid_argument(text: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise SystemExit(f"baton: {text!r} is not {what} (a UUID)") from None
+
+
+def cmd_account(args: argparse.Namespace) -> int:
+    if args.account_command == "rotate-token":
+        return cmd_account_rotate_token(args)
+    return cmd_account_create(args)
+
+
 def cmd_account_create(args: argparse.Namespace) -> int:
-    from cli.demo import create_account
+    from cli.accounts import create_account
     from server.tokens import mint_service_token
     from settings import get_settings
 
     _setup(args)
     _quiet_migrate()
-    account_id = asyncio.run(create_account(args.name))
-    token = mint_service_token(get_settings().jwt_secret or "", account_id)
+    account_id, jti = asyncio.run(create_account(args.name))
+    token = mint_service_token(get_settings().jwt_secret or "", account_id, jti=jti)
     if args.json:
         print(json.dumps({"account_id": str(account_id), "service_token": token}))
     else:
@@ -129,18 +163,52 @@ def cmd_account_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_token(args: argparse.Namespace) -> int:
-    import uuid
-
-    from server.tokens import mint_user_token
+def cmd_account_rotate_token(args: argparse.Namespace) -> int:
+    from cli.accounts import rotate_service_token
+    from server.tokens import mint_service_token
     from settings import get_settings
 
-    _setup(args, services=False)
-    try:
-        user_id = uuid.UUID(args.user_id)
-    except ValueError:
-        raise SystemExit(f"baton: {args.user_id!r} is not a user id (a UUID)") from None
-    print(mint_user_token(get_settings().jwt_secret or "", user_id))
+    account_id = _uuid_argument(args.account_id, "an account id")
+    if not 0 <= args.grace < float("inf"):
+        raise SystemExit(f"baton: --grace must be 0 or more seconds, not {args.grace:g}")
+    _setup(args)
+    _quiet_migrate()
+    rotated = asyncio.run(rotate_service_token(account_id, args.grace))
+    if rotated is None:
+        raise SystemExit(f"baton: no such account: {account_id}")
+    token = mint_service_token(get_settings().jwt_secret or "", account_id, jti=rotated.jti)
+    until = rotated.previous_valid_until.isoformat()
+    if args.json:
+        print(
+            json.dumps({"account_id": str(account_id), "service_token": token, "previous_valid_until": until})
+        )
+    else:
+        print(f"new service token: {token}\nthe previous one works until {until}")
+    log.info("account %s: service token rotated; the previous one works until %s", account_id, until)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from cli.accounts import UserState, user_state
+    from server.tokens import USER_TOKEN_TTL_S, mint_user_token
+    from settings import get_settings
+
+    user_id = _uuid_argument(args.user_id, "a user id")
+    _setup(args)
+    settings = get_settings()
+    ttl_s = min(USER_TOKEN_TTL_S, settings.max_token_lifetime_s) if args.ttl is None else args.ttl
+    if not 0 < ttl_s <= settings.max_token_lifetime_s:
+        raise SystemExit(
+            f"baton: --ttl must be between 1 and {settings.max_token_lifetime_s} seconds "
+            f"(BATON_MAX_TOKEN_LIFETIME_S), not {ttl_s}"
+        )
+    _quiet_migrate()
+    state = asyncio.run(user_state(user_id))
+    if state is UserState.UNKNOWN:
+        raise SystemExit(f"baton: no such user: {user_id}")
+    if state is UserState.INELIGIBLE:
+        raise SystemExit(f"baton: user {user_id} is inactive or deleted; a token for them would be refused")
+    print(mint_user_token(settings.jwt_secret or "", user_id, ttl_s=ttl_s))
     return 0
 
 
@@ -308,7 +376,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "worker": cmd_worker,
     "migrate": cmd_migrate,
-    "account": cmd_account_create,
+    "account": cmd_account,
     "token": cmd_token,
     "seed": cmd_seed,
 }

@@ -1,17 +1,21 @@
 """Who is calling: a bearer JWT turned into a ``UserCaller`` or a ``HostAppCaller``.
 
 The user is read from the database on every request, so deactivating or deleting a
-user locks them out at once, whatever their token says. Guards then keep each kind of
-caller to its side of the API: the host app writes the data Baton hands off, people
-hand off and claim.
+user locks them out at once, whatever their token says; a service token's account and
+revocation state likewise, so a rotation (``baton account rotate-token``) counts at once
+on every replica. Guards then keep each kind of caller to its side of the API: the host
+app writes the data Baton hands off, people hand off and claim.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import jwt
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -21,6 +25,8 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from server import db, tokens
 from server.problems import Problem
 from tables.enums import Role
+
+log = logging.getLogger("baton.auth")
 
 BEARER = "bearer"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="baton"'}
@@ -54,7 +60,25 @@ SELECT account_id, name, account_role
 FROM users
 WHERE id = $1 AND is_active AND deleted_at IS NULL
 """
-_ACCOUNT_EXISTS = "SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)"
+# A service token's account and its revocation state in one read, on every request and
+# on every replica alike (no cache: a rotation counts at once, by Postgres' clock). NULL:
+# no such account. Accepted: the account has never named a current token (every token
+# signed for it, as before rotation existed), or this is its current token, or the one a
+# rotation replaced, within its grace (NULL there: tokens from before the first rotation).
+SERVICE_TOKEN_ACCEPTED = """
+SELECT coalesce(
+    service_token_jti IS NULL
+    OR service_token_jti = $2::uuid
+    OR (previous_service_token_valid_until > now()
+        AND (previous_service_token_jti IS NULL OR previous_service_token_jti = $2::uuid)),
+    false)
+FROM accounts WHERE id = $1
+"""
+# 503, not 401: the token may well be good, but its state could not be read, so it is
+# refused (fail closed) until it can be; a client should retry, not ask for a new token.
+REVOCATION_UNREADABLE = (
+    "Service tokens are refused while their revocation state cannot be read; try again shortly."
+)
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -71,30 +95,44 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-def _as_uuid(value: Any) -> uuid.UUID:
+def _claims(secret: str, token: str) -> Mapping[str, Any]:
     try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise _unauthorized("The token does not name a user or an account.") from None
-
-
-async def caller_from_token(secret: str, token: str) -> Caller:
-    """The caller a token stands for, checked against the database; 401 otherwise."""
-    try:
-        claims = tokens.decode(secret, token)
+        return tokens.decode(secret, token)
     except jwt.ExpiredSignatureError:
         raise _unauthorized("The token has expired.") from None
+    except jwt.ImmatureSignatureError:
+        raise _unauthorized("The token is not valid yet.") from None
+    except tokens.ClaimError as exc:
+        raise _unauthorized(str(exc)) from None
     except jwt.InvalidTokenError:
         raise _unauthorized("The token is not valid.") from None
 
-    subject = str(claims["sub"])
+
+async def _host_app(conn: asyncpg.Connection, claims: Mapping[str, Any]) -> HostAppCaller:
+    account_id = uuid.UUID(claims["account_id"])  # a UUID: tokens.decode checked it
+    jti = claims.get("jti")
+    try:
+        accepted = await conn.fetchval(
+            SERVICE_TOKEN_ACCEPTED, account_id, None if jti is None else uuid.UUID(jti)
+        )
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        log.error("service token of account %s refused: revocation state unreadable (%s)", account_id, exc)
+        raise Problem(503, REVOCATION_UNREADABLE, headers={"Retry-After": "5"}) from None
+    if accepted is None:
+        raise _unauthorized("The token's account does not exist.")
+    if not accepted:
+        raise _unauthorized("This service token was replaced (baton account rotate-token); use the new one.")
+    return HostAppCaller(account_id=account_id, name=str(claims["sub"]).removeprefix(tokens.SERVICE_PREFIX))
+
+
+async def caller_from_token(secret: str, token: str) -> Caller:
+    """The caller a token stands for, checked against the database; 401 otherwise (503
+    for a service token whose revocation state cannot be read)."""
+    claims = _claims(secret, token)
     async with db.connection() as conn:
-        if subject.startswith(tokens.SERVICE_PREFIX):
-            account_id = _as_uuid(claims.get("account_id"))
-            if not await conn.fetchval(_ACCOUNT_EXISTS, account_id):
-                raise _unauthorized("The token's account does not exist.")
-            return HostAppCaller(account_id=account_id, name=subject.removeprefix(tokens.SERVICE_PREFIX))
-        user_id = _as_uuid(subject)
+        if tokens.is_service(claims):
+            return await _host_app(conn, claims)
+        user_id = uuid.UUID(claims["sub"])  # a UUID: tokens.decode checked it
         row = await conn.fetchrow(LOAD_USER, user_id)
     if row is None:
         raise _unauthorized("This user is unknown, inactive or deleted.")

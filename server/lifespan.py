@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import redis.asyncio as aioredis
 from litestar import Litestar
 from piccolo.engine import engine_finder
 
+from server.request_redis import request_redis_client
 from tables.pool import POOL_OPTIONS
 
 log = logging.getLogger("baton.server")
@@ -33,14 +33,8 @@ async def postgres_pool(app: Litestar) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def redis_client(app: Litestar) -> AsyncIterator[None]:
-    settings = app.state.settings
-    client = aioredis.Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=2,
-        socket_keepalive=True,
-        health_check_interval=10,
-        retry_on_timeout=True,
-    )
+    """The request path's Redis: every call bounded (server/request_redis.py)."""
+    client = request_redis_client(app.state.settings.redis_url)
     app.state.redis = client
     try:
         yield

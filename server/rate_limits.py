@@ -10,8 +10,10 @@ Redis keys owned here:
     baton:ratelimit:{bucket}:{caller}   the bucket's "theoretical arrival time" (ms),
         expiring once the caller's allowance is whole again.
 
-Limits fail open: with Redis unreachable a write is let through (and logged), because
-refusing every hand-off while Redis restarts would be the bigger outage.
+Limits fail open: with Redis unreachable, or not answering within
+``REQUEST_REDIS_TIMEOUT_S`` (server/request_redis.py), a write is let through (and
+logged), because refusing or holding every hand-off while Redis restarts or stalls would
+be the bigger outage.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ import redis.asyncio
 from litestar import Litestar
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
-from redis.exceptions import RedisError
 
 from server.problems import Problem
+from server.request_redis import REDIS_FAILURES, redis_deadline
 
 log = logging.getLogger("baton.rate_limits")
 
@@ -77,13 +79,16 @@ class RateLimiter:
         window_ms = 60_000  # a caller idle for a minute may spend a minute's allowance at once
         key = KEY.format(bucket=bucket, caller=caller)
         try:
-            allowed, wait_ms = await self._script(keys=[key], args=[interval_ms, window_ms])
-        except (RedisError, OSError) as exc:
+            async with redis_deadline():
+                allowed, wait_ms = await self._script(keys=[key], args=[interval_ms, window_ms])
+        except REDIS_FAILURES as exc:
             self.fail_opens += 1
             now = time.monotonic()
             if now - self._last_fail_open_log >= FAIL_OPEN_LOG_INTERVAL_S:
                 self._last_fail_open_log = now
-                log.warning("rate limits are off while Redis is unreachable: %s", type(exc).__name__)
+                log.warning(
+                    "rate limits are off while Redis is unreachable or stalled: %s", type(exc).__name__
+                )
             return Decision(True, 0)
         if allowed:
             return Decision(True, 0)

@@ -14,6 +14,12 @@ class Account(Table, tablename="accounts"):
     id = UUID(primary_key=True)
     name = Varchar(length=NAME_MAX)
     created_at = created_at()
+    # Service-token rotation (server/auth.py): the current token's jti (NULL: none named
+    # yet, every token signed for the account works), and the one the last rotation
+    # replaced, accepted until its grace ends (NULL jti: tokens from before it).
+    service_token_jti = UUID(null=True, default=None)
+    previous_service_token_jti = UUID(null=True, default=None)
+    previous_service_token_valid_until = Timestamptz(null=True, default=None)
 
 
 class Team(Table, tablename="teams"):

@@ -7,15 +7,28 @@ Made by the ``generate_briefing`` actor (actors.briefing) and kept on the hand-o
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 from typing import Literal
 
 from server import db
+from server.handoffs.jobs import GENERATE_BRIEFING
 from server.handoffs.read import handoff_not_found
 
-log = logging.getLogger("baton.handoffs")
+# Unless one is ready or already asked for: pending, and the ``generate_briefing`` job
+# beside it (as a winning claim writes it, server.handoffs.claim).
+REQUEST_BRIEFING = f"""
+WITH marked AS (
+    UPDATE session_handoffs SET briefing_status = 'pending', updated_at = now()
+    WHERE id = $1 AND briefing_status IS DISTINCT FROM 'ready'
+      AND briefing_status IS DISTINCT FROM 'pending'
+    RETURNING id, account_id
+)
+INSERT INTO outbox (id, account_id, actor_name, payload, attempts, created_at)
+SELECT gen_random_uuid(), account_id, '{GENERATE_BRIEFING}',
+       jsonb_build_object('handoff_id', id::text), 0, now()
+FROM marked
+"""
 
 READ_BRIEFING = """
 SELECT briefing, briefing_status, session_id
@@ -32,13 +45,10 @@ class BriefingState:
 
 
 async def request_briefing(handoff_id: uuid.UUID) -> None:
-    """Ask the workers for the briefing; never raises (the claim has already committed)."""
-    from actors.briefing import request  # here: actors bind to REDIS_URL when imported
-
-    try:
-        await request(handoff_id)
-    except Exception:
-        log.exception("could not ask for the briefing of hand-off %s; it is asked again on read", handoff_id)
+    """Ask the workers for the briefing: marked pending and its job written in one
+    statement, which the commit hands to the workers (no broker call on the request path)."""
+    async with db.connection() as conn:
+        await conn.execute(REQUEST_BRIEFING, handoff_id)
 
 
 async def read_briefing(account_id: uuid.UUID, handoff_id: uuid.UUID) -> BriefingState:

@@ -42,14 +42,24 @@ async def test_slack_and_teams_each_get_one_message_naming_the_ticket_and_linkin
         "New escalation: Tess Tech escalated ticket #4242: "
         "Outlook cannot connect to Exchange after a password reset"
     )
-    section = slack["blocks"][1]["text"]["text"]
-    # Users' text cannot ping the channel or a user: Slack's control characters escaped.
-    assert "Ping &lt;!channel&gt; &amp; &lt;@U123&gt;" in section and "*Priority:* urgent" in section
-    assert slack["blocks"][2]["elements"][0]["url"] == "https://baton.example/inbox"
+    fields = [field["text"] for field in slack["blocks"][2]["fields"]]
+    # Users' text is plain text, and cannot ping the channel or a user: Slack's control
+    # characters escaped.
+    assert {field["type"] for field in slack["blocks"][2]["fields"]} == {"plain_text"}
+    assert fields == [
+        "Reason: Ping &lt;!channel&gt; &amp; &lt;@U123&gt;",
+        "Priority: urgent",
+        "PSA ticket: #4242",
+    ]
+    assert slack["blocks"][3]["elements"][0]["url"] == "https://baton.example/inbox"
     [teams] = webhooks.teams
     card = teams["attachments"][0]["content"]
-    facts = {fact["title"]: fact["value"] for fact in card["body"][2]["facts"]}
-    assert facts == {"Reason": "Ping <!channel> & <@U123>", "Priority": "urgent", "PSA ticket": "#4242"}
+    facts = {
+        block["inlines"][0]["text"]: block["inlines"][1]["text"]
+        for block in card["body"][2:]
+        if block["type"] == "RichTextBlock"
+    }
+    assert facts == {"Reason: ": "Ping <!channel> & <@U123>", "Priority: ": "urgent", "PSA ticket: ": "#4242"}
     assert card["actions"] == [
         {"type": "Action.OpenUrl", "title": "Open the inbox", "url": "https://baton.example/inbox"}
     ]

@@ -37,8 +37,21 @@ async def test_account_create_prints_an_id_and_a_service_token_for_it(db: asyncp
     assert name == "Contoso MSP"
 
 
-def test_token_prints_a_user_token_and_nothing_else() -> None:
-    user_id = str(uuid.uuid4())
+async def a_user(db: asyncpg.Connection) -> str:
+    """An active user of a new account (``baton token`` refuses an id of nobody)."""
+    account_id, user_id = uuid.uuid4(), uuid.uuid4()
+    await db.execute("INSERT INTO accounts (id, name) VALUES ($1, 'Contoso MSP')", account_id)
+    await db.execute(
+        "INSERT INTO users (id, account_id, email, name, account_role) "
+        "VALUES ($1, $2, 'dana@example.com', 'Dana Okafor', 'owner')",
+        user_id,
+        account_id,
+    )
+    return str(user_id)
+
+
+async def test_token_prints_a_user_token_and_nothing_else(db: asyncpg.Connection) -> None:
+    user_id = await a_user(db)
     done = baton("token", user_id)
     assert done.returncode == 0, done.stderr
     token = done.stdout.strip()
@@ -52,10 +65,12 @@ def test_token_refuses_something_that_is_not_a_user_id() -> None:
     assert "'dana' is not a user id" in done.stderr
 
 
-def test_without_a_secret_tokens_are_signed_with_one_kept_in_the_data_folder(tmp_path: Path) -> None:
+async def test_without_a_secret_tokens_are_signed_with_one_kept_in_the_data_folder(
+    tmp_path: Path, db: asyncpg.Connection
+) -> None:
     env = {"BATON_JWT_SECRET": "", "BATON_DATA_DIR": str(tmp_path)}
-    first = baton("token", str(uuid.uuid4()), env=env).stdout.strip()
-    second = baton("token", str(uuid.uuid4()), env=env).stdout.strip()
+    first = baton("token", await a_user(db), env=env).stdout.strip()
+    second = baton("token", await a_user(db), env=env).stdout.strip()
     kept = (tmp_path / "jwt_secret").read_text().strip()
     assert len(kept) >= 32
     assert decode(kept, first) and decode(kept, second)

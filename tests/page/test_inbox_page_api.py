@@ -14,9 +14,6 @@ from tests.api.conftest import API, Tenant, TenantFactory, assert_problem, clien
 
 __all__ = ["client", "tenant"]  # the fixtures of tests.api, shared
 
-# Dramatiq's hash of the "ai" queue's messages (broker namespace "baton").
-AI_QUEUE_MESSAGES = "baton:ai.msgs"
-
 
 async def test_me_names_the_user_a_token_belongs_to(client: httpx.AsyncClient, tenant: TenantFactory) -> None:
     acme = await tenant()
@@ -56,24 +53,28 @@ async def test_a_failed_assessment_is_sent_to_the_workers_again(
     acme, headers, handoff_id = await _failed_escalation(tenant, db)
     store = redis.asyncio.Redis.from_url(redis_url)
     mark = published_mark_key(acme.account_id, handoff_id, "handoff_assessment_ready")
+    jobs = (
+        "SELECT payload FROM outbox WHERE actor_name = 'assess_handoff' AND account_id = $1 "
+        "ORDER BY created_at"
+    )
     try:
         await store.set(mark, "1")  # the failure was announced once
-        queued_before = set(await store.hkeys(AI_QUEUE_MESSAGES))
+        written_before = len(await db.fetch(jobs, acme.account_id))  # the escalation's own job
 
         response = await client.post(f"{API}/handoffs/{handoff_id}/assessment", headers=headers)
 
         assert response.status_code == 202, response.text
         assert response.json()["assessment"]["status"] == "pending"
-        queued = await store.hgetall(AI_QUEUE_MESSAGES)
-        [sent] = [msgspec.json.decode(raw) for key, raw in queued.items() if key not in queued_before]
-        assert sent["actor_name"] == "assess_handoff"
-        assert sent["args"][0] == handoff_id
+        # The job is an outbox row, handed to the workers by its commit (no broker call).
+        written = await db.fetch(jobs, acme.account_id)
+        assert len(written) == written_before + 1
+        assert msgspec.json.decode(written[-1]["payload"])["handoff_id"] == handoff_id
         assert not await store.exists(mark), "the retry's result must be announced too"
 
         # Asking again while it runs changes nothing.
         again = await client.post(f"{API}/handoffs/{handoff_id}/assessment", headers=headers)
         assert again.status_code == 202
-        assert await store.hlen(AI_QUEUE_MESSAGES) == len(queued)
+        assert len(await db.fetch(jobs, acme.account_id)) == len(written)
     finally:
         await store.aclose()
 
