@@ -112,7 +112,9 @@ WHERE id = $1 AND briefing_status IS DISTINCT FROM 'ready'
 async def request(handoff_id: uuid.UUID) -> bool:
     """Mark a briefing as pending and send the actor; False when it is already ready.
 
-    For the web process (claim, GET /briefing): call after the claim has committed.
+    For the web process's ``GET /briefing`` of a hand-off nobody has claimed yet (a claim
+    needs no call: it marks the briefing pending and writes its outbox job in its own
+    transaction, server/handoffs/claim.py).
     """
     row = await db.fetchrow(MARK_PENDING, handoff_id)
     if row is None:
