@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from cli.processes import cmdline, pid_alive, stop_pid, wait_until
+from cli.processes import cmdline, die_with_parent, pid_alive, stop_pid, wait_until
 
 log = logging.getLogger("baton.embedded")
 
@@ -102,10 +102,20 @@ def stop_orphan(pgdata: Path) -> bool:
 class EmbeddedPostgres:
     """One Postgres server over ``pgdata``, owned by the process that started it."""
 
-    def __init__(self, pgdata: Path, port: int, *, durable: bool = True, bin_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        pgdata: Path,
+        port: int,
+        *,
+        durable: bool = True,
+        bin_dir: Path | None = None,
+        die_with_owner: bool = False,
+    ) -> None:
         self.pgdata = pgdata
         self.port = port
         self.durable = durable
+        # Stopped by the kernel when the thread that started it ends (see die_with_parent).
+        self.die_with_owner = die_with_owner
         # pgserver's binaries: the installed wheel's unless told (a test moves them).
         self.bin_dir = bin_dir or _bin_dir()
         self.process: subprocess.Popen[bytes] | None = None
@@ -177,6 +187,11 @@ class EmbeddedPostgres:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us, and we stop it last
+                # With die_with_owner, if we are SIGKILLed the kernel sends it SIGINT (a
+                # fast shutdown) rather than leave it running in its own session. Set
+                # after the switch to the Postgres user (a change of user clears the
+                # setting): subprocess runs preexec_fn after setuid.
+                preexec_fn=die_with_parent(signal.SIGINT) if self.die_with_owner else None,
                 **self._identity(),
             )
         pg_isready = str(self.bin_dir / "pg_isready")
