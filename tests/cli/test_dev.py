@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-import httpx
 
 from cli import embedded_postgres
 from cli.embedded_postgres import EmbeddedPostgres
@@ -170,31 +169,26 @@ def test_a_sigkilled_dev_restarts_cleanly_and_commands_share_its_services(tmp_pa
 
 def test_ctrl_c_stops_dev_promptly_while_an_ai_call_is_in_flight(tmp_path: Path) -> None:
     """In development a stop does not wait out the work in hand (production's pools drain
-    for 30 s): an AI call that hangs is cut short and redelivered at the next start."""
+    for 30 s): an AI call that hangs is cut short and redelivered at the next start. The
+    call is caused by pasting the escalation the banner offers."""
     data_dir, log_path, port = tmp_path / "data", tmp_path / "dev.log", free_port()
     with FakeAnthropic() as ai:
         ai.always(tool(GOOD_ASSESSMENT, delay_s=120))
         dev = _start_dev(data_dir, port, log_path, env=ai.env())
         try:
             _wait_ready(dev, port, log_path)
-            seeded = subprocess.run(
-                [sys.executable, "-m", "cli", "seed", "--demo", "--json"],
-                cwd=REPO_ROOT,
-                env=_embedded_env(data_dir),
+            wait_for(lambda: "Press Ctrl-C to stop." in log_path.read_text(), 30, "the banner")
+            banner = log_path.read_text()
+            assert "host-app service token of the demo account (development only): eyJ" in banner
+            # The banner's curl, pasted as a new user would: it escalates a demo session.
+            [curl] = [line.strip() for line in banner.splitlines() if line.strip().startswith("curl ")]
+            pasted = subprocess.run(
+                [*shlex.split(curl), "-o", "/dev/null", "-w", "%{http_code}"],
                 capture_output=True,
                 text=True,
-                timeout=60,
-                check=True,
+                timeout=30,
             )
-            demo = json.loads(seeded.stdout)
-            technician = next(u for u in demo["users"] if u["role"] == "technician")
-            created = httpx.post(
-                f"http://127.0.0.1:{port}/api/v1/sessions/{demo['sessions'][0]['id']}/handoffs",
-                json={"intent": "escalate", "engineer_notes": "Need a senior"},
-                headers={"Authorization": f"Bearer {technician['token']}"},
-                timeout=10,
-            )
-            assert created.status_code == 201, created.text
+            assert pasted.stdout == "201", pasted.stdout + pasted.stderr
             wait_for(lambda: bool(ai.calls), 30, "the worker to be inside an AI call")
 
             asked = time.monotonic()
