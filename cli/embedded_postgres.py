@@ -160,8 +160,11 @@ class EmbeddedPostgres:
 
     def start(self) -> None:
         if self._user:
-            # Every start, not only the first: the binaries move with each new venv.
+            # Every start, not only the first: the binaries move with each new venv,
+            # and a parent folder may have lost its o+x since (pytest makes its
+            # /tmp/pytest-of-<user> 0700 again at each session's start).
             _let_user_traverse(self.bin_dir, self._user)
+            _let_user_traverse(self.pgdata, self._user)
         self.init()
         stop_orphan(self.pgdata)
         log_path = self.pgdata / "server.log"
