@@ -138,39 +138,62 @@ def normalise(raw: Any) -> AssessmentData:
     )
 
 
+def as_sentence(text: str) -> str:
+    """``text`` ending in exactly one full stop (or its own ``?``, ``!``, quote)."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?", "…", '"', "”")) else text + "."
+
+
+def quoted(text: str) -> str:
+    return f"“{text.strip().rstrip('.')}”"
+
+
+def problem_phrase(ctx: HandoffContext) -> str:
+    """ "Outlook keeps asking … (email)": the problem without its full stop, then the domain."""
+    problem = (ctx.problem_summary or "").strip().rstrip(".") or "An unspecified problem"
+    return f"{problem} ({ctx.problem_domain})" if ctx.problem_domain else problem
+
+
+def _steps_phrase(tried: int, skipped: int) -> str:
+    if tried == 0:
+        return "recorded no diagnostic steps"
+    counted = f"{tried} diagnostic step" + ("" if tried == 1 else "s")
+    return f"worked through {counted}" + (f" ({skipped} skipped)" if skipped else "")
+
+
 def offline_assessment(ctx: HandoffContext) -> AssessmentData:
-    """Plain rules over the steps and messages, for when no AI is configured."""
+    """Plain rules over the steps and messages, for when no AI is configured.
+
+    Each fact is said once: the technician's notes stay on the card and in the briefing,
+    not here (they used to open the prose, a suggested step and the briefing alike)."""
     lines = step_lines(ctx.steps)
     skipped = [step.text.strip() for step in ctx.steps if step.was_skipped and step.text.strip()]
-    problem = ctx.problem_summary or "an unspecified problem"
-    reason = ctx.engineer_notes or ctx.escalation_reason
-    known = [f"Reported problem: {problem}"]
-    if ctx.problem_domain:
-        known.append(f"Domain: {ctx.problem_domain}")
+    known = [f"Reported problem: {problem_phrase(ctx)}"]
     known += [f"Tried: {line}" for line in lines[:MAX_STEPS_IN_PROMPT]]
-    if lines:
-        cause = f"Not determined offline. The last step tried was: {lines[-1]}"
+    answered = [line for step, line in zip(ctx.steps, lines, strict=False) if not step.was_skipped]
+    if answered:
+        cause = (
+            f"Not determined: without an AI Baton does not guess. The last result recorded: {answered[-1]}"
+        )
     else:
-        cause = "Not determined offline: no diagnostic steps were recorded."
-    suggested = [f"Complete the skipped step: {text}" for text in skipped]
-    if reason:
-        suggested.append(f"Start from the technician's reason for escalating: {reason}")
+        cause = "Not determined: without an AI Baton does not guess, and no step results were recorded."
+    suggested = [f"Do the step that was skipped: {quoted(text)}." for text in skipped]
     last_user = next(
         (m for m in reversed(ctx.messages) if m.get("role") == "user" and isinstance(m.get("content"), str)),
         None,
     )
     if last_user is not None:
-        suggested.append(f"Confirm with the user: {last_user['content'][:MESSAGE_MAX_CHARS]}")
-    suggested.append("Reproduce the problem and confirm the steps above before changing anything.")
+        said = last_user["content"][:MESSAGE_MAX_CHARS]
+        suggested.append(f"Follow up on what the user said last: {quoted(said)}.")
+    suggested.append("Reproduce the problem before changing anything.")
     prose = (
-        f"{OFFLINE_MARK}. {problem}"
-        + (f" ({ctx.problem_domain})" if ctx.problem_domain else "")
-        + f". {len(lines)} diagnostic step(s) recorded; escalated because: {reason or 'no reason given'}."
+        f"{OFFLINE_MARK}: {as_sentence(problem_phrase(ctx))} "
+        f"{ctx.handed_off_by_name} {_steps_phrase(len(lines), len(skipped))} before escalating."
     )
     return AssessmentData(
         summary_prose=clean_text(prose, PROSE_MAX_CHARS),
         what_we_know=_text_list(known),
-        likely_cause=clean_text(cause, CAUSE_MAX_CHARS),
+        likely_cause=clean_text(as_sentence(cause), CAUSE_MAX_CHARS),
         suggested_steps=_text_list(suggested),
         confidence="low",
         source="offline",

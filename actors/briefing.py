@@ -16,6 +16,7 @@ import dramatiq
 
 from actors import db
 from actors.ai_client import AiError, ai_configured, ai_job_time_limit_ms, as_data_block, complete_text
+from actors.assessment import as_sentence, problem_phrase
 from actors.broker import broker
 from actors.context import HandoffContext, load, step_lines
 from actors.events import publish_once
@@ -53,18 +54,26 @@ def build_prompt(ctx: HandoffContext) -> str:
 
 
 def offline_briefing(ctx: HandoffContext, *, why: str) -> str:
+    """What was handed off, the notes, the last steps, and where to start: each once."""
     verb = "escalated" if ctx.intent == "escalate" else "parked"
+    notes = (ctx.engineer_notes or "").strip()
     lines = [
         f"({why})",
-        f"{ctx.handed_off_by_name} {verb} this session: {ctx.problem_summary or 'no summary given'}"
-        + (f" ({ctx.problem_domain})." if ctx.problem_domain else "."),
-        f"Notes: {ctx.engineer_notes or 'none'}. Priority: {ctx.priority}.",
+        f"{ctx.handed_off_by_name} {verb} this session: {as_sentence(problem_phrase(ctx))}",
+        f"Notes: {as_sentence(notes) if notes else 'none.'} Priority: {ctx.priority}.",
     ]
     tried = step_lines(ctx.steps)
     if tried:
         lines.append(f"Steps tried ({len(tried)}):")
         lines += [f"- {line}" for line in tried[-OFFLINE_STEPS_SHOWN:]]
-    if ctx.ai_assessment:
+    assessment = ctx.ai_assessment_data or {}
+    if assessment.get("source") == "offline":
+        # Its prose only restates the lines above; its suggestions are new.
+        steps = [step for step in assessment.get("suggested_steps") or [] if isinstance(step, str)]
+        if steps:
+            lines.append("Where to start:")
+            lines += [f"- {step}" for step in steps]
+    elif ctx.ai_assessment:
         lines.append(f"Assessment: {ctx.ai_assessment}")
     return "\n".join(lines)
 

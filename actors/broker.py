@@ -14,7 +14,7 @@ import dramatiq
 import redis
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import AsyncIO, Middleware
+from dramatiq.middleware import AsyncIO, CurrentMessage, Middleware
 
 from actors.delay_rescue import DelayedMessageRescue
 from actors.message_context import MessageLogContext
@@ -77,6 +77,8 @@ def build_broker(settings: Settings) -> RedisBroker:
     broker.add_middleware(AsyncIO())
     broker.add_middleware(PiccoloPool())
     broker.add_middleware(MessageLogContext())
+    # The message in hand, for log lines that say which try of how many failed.
+    broker.add_middleware(CurrentMessage())
     broker.add_middleware(DelayedMessageRescue())
     if os.environ.get("dramatiq_prom_port"):  # noqa: SIM112 (Dramatiq's own variable)
         # Set by `baton worker` from BATON_WORKER_METRICS_PORT (cli/worker_metrics.py);

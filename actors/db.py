@@ -1,9 +1,10 @@
 """asyncpg connections from the process's Piccolo pool, for the actors' SQL.
 
-The actors need what Piccolo's query builder does not express (``FOR UPDATE SKIP
-LOCKED``, conditional ``UPDATE … RETURNING``, ``ON CONFLICT DO NOTHING``), so they write
-SQL on connections of the one Piccolo pool: the worker starts it on its asyncio loop
-(``actors.broker.PiccoloPool``), the web process in its lifespan. JSONB arrives as
+The actors' statements are still SQL written on connections of the one Piccolo pool
+(Piccolo 1.38's builder can express most of them, ``lock_rows`` / ``SKIP LOCKED``,
+``UPDATE … RETURNING`` and ``ON CONFLICT`` included; moving them is the house issue's
+work): the worker starts it on its asyncio loop (``actors.broker.PiccoloPool``), the web
+process in its lifespan. JSONB arrives as
 ``str``: decode it with ``load_json``; send JSON as text with ``dump_json`` and a
 ``::jsonb`` cast.
 """

@@ -41,6 +41,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import dramatiq
+from dramatiq import get_broker as message_broker
+from dramatiq.middleware import CurrentMessage
 
 from actors import db
 from actors.metrics import count_delivery
@@ -332,5 +334,18 @@ def raise_if_pending(what: str, outcomes: list[Outcome], *, in_flight_retry_s: f
             delay_ms = int(in_flight_retry_s * 1000)
         pending = DeliveriesPending(what, outcomes, delay_ms)
         when = "with backoff" if delay_ms is None else f"in {delay_ms / 1000:.1f} s (held by another attempt)"
-        log.warning("%s; retrying %s", pending, when)
+        log.warning("%s; %s, retrying %s (each row's last_error says why)", pending, _which_try(), when)
         raise pending
+
+
+def _which_try() -> str:
+    """"try 3 of 11" of the message in hand, or "a try" outside a worker."""
+    message = CurrentMessage.get_current_message()
+    if message is None:
+        return "a try failed"
+    try:
+        max_retries = message_broker().get_actor(message.actor_name).options.get("max_retries")
+    except dramatiq.errors.ActorNotFound:
+        max_retries = None
+    tried = int(message.options.get("retries", 0)) + 1
+    return f"try {tried}" + (f" of {int(max_retries) + 1}" if max_retries is not None else "") + " failed"

@@ -7,12 +7,15 @@ with steps, branches and messages, one of them on a PSA ticket.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
 from server.tokens import mint_service_token, mint_user_token
 from settings import get_settings
 from tables import Account, AiSession, PsaConnection, SessionBranch, SessionStep, Team, User
+
+log = logging.getLogger("baton.cli")
 
 DEMO_ACCOUNT_NAME = "Northwind IT (demo)"
 
@@ -81,15 +84,24 @@ async def has_accounts() -> bool:
     return bool(await Account.exists())
 
 
-async def seed_demo() -> dict[str, Any]:
-    """Create the demo account; returns what ``baton seed --demo --json`` prints."""
+async def seed_demo(*, reset: bool = False) -> dict[str, Any]:
+    """The demo account, created when there is none (or ``reset``: the old one and all it
+    holds deleted first); returns what ``baton seed --demo --json`` prints. Seeding again
+    keeps the one there, so ``baton dev`` and scripts always mean the same account."""
+    if reset:
+        removed = await Account.delete().where(Account.name == DEMO_ACCOUNT_NAME).returning(Account.id)
+        if removed:
+            log.info("deleted the demo account and everything in it (%d)", len(removed))
+    else:
+        existing = await demo_summary()
+        if existing is not None:
+            return existing
     account_id = uuid.uuid4()
     team_id = uuid.uuid4()
     psa_id = uuid.uuid4()
     service_token_jti = uuid.uuid4()
     users = [{**spec, "id": uuid.uuid4(), "email": _email(spec["name"])} for spec in DEMO_USERS]
     technician = users[0]
-    sessions: list[dict[str, Any]] = []
     async with Account._meta.db.transaction():
         await Account.insert(
             Account(id=account_id, name=DEMO_ACCOUNT_NAME, service_token_jti=service_token_jti)
@@ -122,16 +134,10 @@ async def seed_demo() -> dict[str, Any]:
             )
         )
         for spec in DEMO_SESSIONS:
-            sessions.append(await _seed_session(spec, account_id, team_id, technician["id"], psa_id))
-    secret = get_settings().jwt_secret or ""
-    return {
-        "account_id": str(account_id),
-        "account_name": DEMO_ACCOUNT_NAME,
-        "team_id": str(team_id),
-        "service_token": mint_service_token(secret, account_id, jti=service_token_jti),
-        "users": [_user_out(user, secret) for user in users],
-        "sessions": sessions,
-    }
+            await _seed_session(spec, account_id, team_id, technician["id"], psa_id)
+    summary = await demo_summary()
+    assert summary is not None and summary["account_id"] == str(account_id)
+    return summary
 
 
 def _user_out(user: dict[str, Any], secret: str) -> dict[str, Any]:
@@ -151,7 +157,7 @@ async def _seed_session(
     team_id: uuid.UUID,
     user_id: uuid.UUID,
     psa_id: uuid.UUID,
-) -> dict[str, Any]:
+) -> None:
     session_id = uuid.uuid4()
     branch_ids = [uuid.uuid4(), uuid.uuid4()] if spec["branching"] else []
     await AiSession.insert(
@@ -204,26 +210,34 @@ async def _seed_session(
                 branch_order=1,
             ),
         )
-    return {
-        "id": str(session_id),
-        "problem_summary": spec["problem_summary"],
-        "status": "active",
-        "psa_ticket_id": spec["psa_ticket_id"],
-    }
 
 
 async def demo_summary() -> dict[str, Any] | None:
-    """The demo account as ``seed_demo`` returns it, minus sessions, with new tokens."""
-    account = await Account.objects().where(Account.name == DEMO_ACCOUNT_NAME).first()
+    """The demo account with its people (new tokens), team and sessions (their status now);
+    the oldest one, should an older Baton have seeded several."""
+    account = (
+        await Account.objects().where(Account.name == DEMO_ACCOUNT_NAME).order_by(Account.created_at).first()
+    )
     if account is None:
         return None
     users = await User.select().where(User.account_id == account.id).order_by(User.created_at)
     order = {spec["name"]: i for i, spec in enumerate(DEMO_USERS)}
     users.sort(key=lambda row: order.get(row["name"], len(order)))
+    team = await Team.select(Team.id).where(Team.account_id == account.id).order_by(Team.created_at).first()
+    sessions = (
+        await AiSession.select(
+            AiSession.id, AiSession.problem_summary, AiSession.status, AiSession.psa_ticket_id
+        )
+        .where(AiSession.account_id == account.id)
+        .order_by(AiSession.created_at)
+    )
+    seeded = {spec["problem_summary"]: i for i, spec in enumerate(DEMO_SESSIONS)}
+    sessions.sort(key=lambda row: seeded.get(row["problem_summary"], len(seeded)))
     secret = get_settings().jwt_secret or ""
     return {
         "account_id": str(account.id),
         "account_name": account.name,
+        "team_id": str(team["id"]) if team else None,
         # The account's current token again (the same jti), so it keeps working.
         "service_token": mint_service_token(secret, account.id, jti=account.service_token_jti),
         "users": [
@@ -238,5 +252,14 @@ async def demo_summary() -> dict[str, Any] | None:
                 secret,
             )
             for row in users
+        ],
+        "sessions": [
+            {
+                "id": str(row["id"]),
+                "problem_summary": row["problem_summary"],
+                "status": row["status"],
+                "psa_ticket_id": row["psa_ticket_id"],
+            }
+            for row in sessions
         ],
     }

@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from cli.processes import cmdline, pid_alive, stop_pid, wait_until
+from cli.processes import cmdline, die_with_parent, pid_alive, stop_pid, wait_until
 
 log = logging.getLogger("baton.embedded")
 
@@ -53,14 +53,23 @@ def _system_user() -> str | None:
     return SYSTEM_USER_WHEN_ROOT
 
 
+def _let_user_traverse(path: Path, user: str) -> None:
+    """Let ``user`` pass through every parent folder of ``path`` (o+x: it may enter them,
+    not list them). A checkout in a private folder (``/root``, ``mktemp -d``: 0700) would
+    otherwise hide the cluster, or pgserver's binaries inside the checkout's venv, from the
+    Postgres user, and initdb fails with "permission denied"."""
+    for parent in path.resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            log.info("letting the %s user pass through %s (o+x) to reach Postgres", user, parent)
+            parent.chmod(mode | stat.S_IXOTH)
+
+
 def _let_user_reach(path: Path, user: str) -> None:
     """chown the folder to ``user`` and let it traverse every parent folder."""
     entry = pwd.getpwnam(user)
     os.chown(path, entry.pw_uid, entry.pw_gid)
-    for parent in path.resolve().parents:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
+    _let_user_traverse(path, user)
 
 
 def url(port: int, database: str = DATABASE_NAME) -> str:
@@ -93,10 +102,22 @@ def stop_orphan(pgdata: Path) -> bool:
 class EmbeddedPostgres:
     """One Postgres server over ``pgdata``, owned by the process that started it."""
 
-    def __init__(self, pgdata: Path, port: int, *, durable: bool = True) -> None:
+    def __init__(
+        self,
+        pgdata: Path,
+        port: int,
+        *,
+        durable: bool = True,
+        bin_dir: Path | None = None,
+        die_with_owner: bool = False,
+    ) -> None:
         self.pgdata = pgdata
         self.port = port
         self.durable = durable
+        # Stopped by the kernel when the thread that started it ends (see die_with_parent).
+        self.die_with_owner = die_with_owner
+        # pgserver's binaries: the installed wheel's unless told (a test moves them).
+        self.bin_dir = bin_dir or _bin_dir()
         self.process: subprocess.Popen[bytes] | None = None
         self._user = _system_user()
 
@@ -126,7 +147,7 @@ class EmbeddedPostgres:
             _let_user_reach(self.pgdata, self._user)
         self._run_as_user(
             [
-                str(_bin_dir() / "initdb"),
+                str(self.bin_dir / "initdb"),
                 "-D",
                 str(self.pgdata),
                 "--auth=trust",
@@ -138,11 +159,17 @@ class EmbeddedPostgres:
         )
 
     def start(self) -> None:
+        if self._user:
+            # Every start, not only the first: the binaries move with each new venv,
+            # and a parent folder may have lost its o+x since (pytest makes its
+            # /tmp/pytest-of-<user> 0700 again at each session's start).
+            _let_user_traverse(self.bin_dir, self._user)
+            _let_user_traverse(self.pgdata, self._user)
         self.init()
         stop_orphan(self.pgdata)
         log_path = self.pgdata / "server.log"
         args = [
-            str(_bin_dir() / "postgres"),
+            str(self.bin_dir / "postgres"),
             "-D",
             str(self.pgdata),
             "-h",
@@ -163,9 +190,14 @@ class EmbeddedPostgres:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us, and we stop it last
+                # With die_with_owner, if we are SIGKILLed the kernel sends it SIGINT (a
+                # fast shutdown) rather than leave it running in its own session. Set
+                # after the switch to the Postgres user (a change of user clears the
+                # setting): subprocess runs preexec_fn after setuid.
+                preexec_fn=die_with_parent(signal.SIGINT) if self.die_with_owner else None,
                 **self._identity(),
             )
-        pg_isready = str(_bin_dir() / "pg_isready")
+        pg_isready = str(self.bin_dir / "pg_isready")
 
         def ready() -> bool:
             if self.process is not None and self.process.poll() is not None:
@@ -181,7 +213,7 @@ class EmbeddedPostgres:
         self._ensure_database()
 
     def _ensure_database(self) -> None:
-        psql = [str(_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER]
+        psql = [str(self.bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER]
         found = subprocess.run(
             [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{DATABASE_NAME}'"],
             check=True,

@@ -15,7 +15,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from cli.processes import cmdline, pid_alive, stop_pid, wait_until
+from cli.processes import cmdline, die_with_parent, pid_alive, stop_pid, wait_until
 
 log = logging.getLogger("baton.embedded")
 
@@ -66,10 +66,14 @@ class EmbeddedRedis:
     survive a restart of ``baton dev``; tests run without it.
     """
 
-    def __init__(self, folder: Path, port: int, *, durable: bool = True) -> None:
+    def __init__(
+        self, folder: Path, port: int, *, durable: bool = True, die_with_owner: bool = False
+    ) -> None:
         self.folder = folder
         self.port = port
         self.durable = durable
+        # Stopped by the kernel when the thread that started it ends (see die_with_parent).
+        self.die_with_owner = die_with_owner
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -101,6 +105,9 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us, and we stop it last
+            # Its own session hides it from a signal to our group: with die_with_owner,
+            # if we are SIGKILLed the kernel stops it instead of leaving it on its port.
+            preexec_fn=die_with_parent(signal.SIGTERM) if self.die_with_owner else None,
         )
         (self.folder / PID_FILE_NAME).write_text(str(self.process.pid))
 

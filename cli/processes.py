@@ -16,7 +16,11 @@ _PR_SET_PDEATHSIG = 1
 
 def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> Callable[[], None]:
     """A ``preexec_fn`` that makes the child get ``sig`` when its parent dies, so a
-    SIGKILLed ``baton dev`` does not leave web replicas holding their ports."""
+    SIGKILLed ``baton dev`` does not leave web replicas holding their ports.
+
+    The kernel's "parent" is the *thread* that forked: start such children from a thread
+    that lives as long as the process (the main thread), never from a worker thread
+    (``asyncio.to_thread``), whose end would stop them."""
 
     def _set() -> None:
         with contextlib.suppress(OSError, AttributeError):
@@ -81,9 +85,14 @@ def port_open(host: str, port: int) -> bool:
 
 
 def free_port(preferred: int | None = None) -> int:
-    """``preferred`` when nothing listens there, else a port the kernel hands out."""
+    """``preferred`` when nothing listens there, else a port the kernel hands out.
+
+    The probe binds with SO_REUSEADDR, as Postgres and Redis do: a port whose last
+    server just stopped (its connections in TIME_WAIT) is free for them, and must not
+    make a restart move to another port."""
     if preferred and not port_open("127.0.0.1", preferred):
         with socket.socket() as sock, contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", preferred))
             return preferred
     with socket.socket() as sock:

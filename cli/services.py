@@ -22,10 +22,11 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cli import embedded_postgres, embedded_redis
 from cli.embedded_postgres import EmbeddedPostgres
@@ -61,11 +62,13 @@ class Services:
         return self.owned_postgres is not None or self.owned_redis is not None
 
     def describe(self) -> str:
+        """Where each service is (host:port, never credentials), and whose it is."""
+        where = f"Postgres {_host_port(self.database_url)}, Redis {_host_port(self.redis_url)}"
         if self.attached_to_pid:
-            return f"the embedded services of the run with pid {self.attached_to_pid}"
+            return f"{where} (embedded, of the run with pid {self.attached_to_pid})"
         if self.owned:
-            return "embedded services started by this process"
-        return "DATABASE_URL and REDIS_URL"
+            return f"{where} (embedded, started by this process)"
+        return f"{where} (DATABASE_URL and REDIS_URL)"
 
     def stop(self) -> None:
         """Stop what we own: Redis, then Postgres. Safe to call twice."""
@@ -78,6 +81,14 @@ class Services:
             self.owned_postgres.stop()
         if self.owned and self.data_dir is not None:
             _forget_owner(_state_path(self.data_dir), os.getpid())
+
+
+def _host_port(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+    except ValueError:
+        return "(unreadable URL)"
 
 
 def _state_path(data_dir: Path) -> Path:
@@ -120,12 +131,21 @@ def _running_owner(data_dir: Path, state: dict[str, int], need_pg: bool, need_re
     return not need_redis or embedded_redis.ping(state.get("redis_port", 0))
 
 
-def resolve(data_dir: Path, *, durable: bool = True, export: bool = True) -> Services:
+def resolve(
+    data_dir: Path,
+    *,
+    durable: bool = True,
+    export: bool = True,
+    ports: Mapping[str, int | None] | None = None,
+) -> Services:
     """Find or start Postgres and Redis for this run; see the module docstring.
 
-    With ``export`` the URLs are written to ``os.environ`` so that settings, Piccolo
-    and every child process see them.
+    ``ports`` (``postgres_port``, ``redis_port``): where new embedded servers must listen
+    (refused when taken, never moved); unset, the last ones used, else the defaults, or
+    any free port when those are taken (logged). With ``export`` the URLs are written to
+    ``os.environ`` so that settings, Piccolo and every child process see them.
     """
+    asked = {name: port for name, port in (ports or {}).items() if port}
     env_db = os.environ.get("DATABASE_URL") or None
     env_redis = os.environ.get("REDIS_URL") or None
     need_pg, need_redis = env_db is None, env_redis is None
@@ -137,6 +157,15 @@ def resolve(data_dir: Path, *, durable: bool = True, export: bool = True) -> Ser
     with _locked(data_dir):
         state = _read_state(state_path)
         if _running_owner(data_dir, state, need_pg, need_redis):
+            for name, port in asked.items():
+                if state.get(name) != port:
+                    log.warning(
+                        "%s: the running services of pid %s listen on %s, not %s; using them",
+                        name.replace("_", " "),
+                        state["owner_pid"],
+                        state.get(name),
+                        port,
+                    )
             services = Services(
                 database_url=env_db or embedded_postgres.url(state["postgres_port"]),
                 redis_url=env_redis or embedded_redis.url(state["redis_port"]),
@@ -149,7 +178,7 @@ def resolve(data_dir: Path, *, durable: bool = True, export: bool = True) -> Ser
                     state["owner_pid"],
                     data_dir,
                 )
-            services = _start(data_dir, state, need_pg, need_redis, durable, env_db, env_redis)
+            services = _start(data_dir, state, need_pg, need_redis, durable, env_db, env_redis, asked)
             atexit.register(services.stop)
     if export:
         os.environ["DATABASE_URL"] = services.database_url
@@ -165,6 +194,7 @@ def _start(
     durable: bool,
     env_db: str | None,
     env_redis: str | None,
+    asked: Mapping[str, int],
 ) -> Services:
     postgres = redis = None
     # Orphans first: a Postgres still running on this data folder would refuse a
@@ -175,13 +205,14 @@ def _start(
         embedded_redis.stop_orphan(data_dir / "redis")
     try:
         if need_pg:
-            port = free_port(state.get("postgres_port") or DEFAULT_POSTGRES_PORT)
-            postgres = EmbeddedPostgres(data_dir / "postgres", port, durable=durable)
+            port = _port_for("postgres_port", state, asked, DEFAULT_POSTGRES_PORT, "--pg-port")
+            # die_with_owner: nothing a command started outlives it, even SIGKILLed.
+            postgres = EmbeddedPostgres(data_dir / "postgres", port, durable=durable, die_with_owner=True)
             postgres.start()
             state["postgres_port"] = port
         if need_redis:
-            port = free_port(state.get("redis_port") or DEFAULT_REDIS_PORT)
-            redis = EmbeddedRedis(data_dir / "redis", port, durable=durable)
+            port = _port_for("redis_port", state, asked, DEFAULT_REDIS_PORT, "--redis-port")
+            redis = EmbeddedRedis(data_dir / "redis", port, durable=durable, die_with_owner=True)
             redis.start()
             state["redis_port"] = port
     except BaseException:
@@ -197,6 +228,30 @@ def _start(
         owned_redis=redis,
         data_dir=data_dir,
     )
+
+
+def _port_for(name: str, state: dict[str, int], asked: Mapping[str, int], default: int, option: str) -> int:
+    """The asked port (or stop, when it is taken), else the last one used or the default,
+    else a free one, said in the log: a port that moves silently breaks saved URLs."""
+    what = name.removesuffix("_port").capitalize()
+    if name in asked:
+        port = asked[name]
+        if free_port(port) != port:
+            raise SystemExit(
+                f"baton: {what} cannot listen on port {port}: it is taken. Choose another with {option}."
+            )
+        return port
+    preferred = state.get(name) or default
+    port = free_port(preferred)
+    if port != preferred:
+        log.warning(
+            "%s: port %s is taken; listening on %s instead (choose one with %s)",
+            what,
+            preferred,
+            port,
+            option,
+        )
+    return port
 
 
 def ensure_jwt_secret(data_dir: Path) -> str:

@@ -49,6 +49,14 @@ class Supervisor:
     def __init__(self, children: list[Child]) -> None:
         self.children = children
         self.stopping = threading.Event()
+        # Set by a signal handler: a plain flag, no lock. Event.set() there deadlocked
+        # when the signal arrived while the main thread held the Event's own lock
+        # (inside stopping.wait), and Ctrl-C then hung baton dev for good.
+        self.stop_requested = False
+
+    def request_stop(self) -> None:
+        """Safe to call from a signal handler."""
+        self.stop_requested = True
 
     def _spawn(self, child: Child) -> None:
         child.process = subprocess.Popen(
@@ -72,7 +80,7 @@ class Supervisor:
         now = time.monotonic()
         for child in self.children:
             if child.restart_at is not None:
-                if now >= child.restart_at and not self.stopping.is_set():
+                if now >= child.restart_at and not (self.stopping.is_set() or self.stop_requested):
                     self._spawn(child)
                     child.restarts += 1
                     log.warning("restarted %s (pid %s, restart #%s)", child.name, child.pid, child.restarts)
@@ -95,7 +103,8 @@ class Supervisor:
             child.backoff_s = min(child.backoff_s * 2, RESTART_BACKOFF_MAX_S)
 
     def run_until_stopped(self) -> None:
-        while not self.stopping.wait(POLL_INTERVAL_S):
+        while not self.stop_requested:
+            time.sleep(POLL_INTERVAL_S)
             self.poll_once()
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:

@@ -1,8 +1,10 @@
 """asyncpg connections from Piccolo's pool, for the queries the API writes as SQL.
 
-The hand-off rules need SQL that Piccolo's query builder does not express (``FOR UPDATE``
-on a join, a conditional ``UPDATE … RETURNING`` inside a CTE, ``ON CONFLICT … WHERE``),
-and the hot paths gain from asyncpg's prepared-statement cache. The pool and the
+The click path (create, claim, release, queue) is written as SQL for its cost: Piccolo's
+query builder adds ~0.23 ms of CPU per query here (``Table.raw`` ~0.04 ms) and several of
+these statements are CTEs that chain a conditional ``UPDATE … RETURNING`` into inserts,
+which the builder does not compose; the hot paths also gain from asyncpg's
+prepared-statement cache. The pool and the
 transaction stay Piccolo's, so there is still one pool per process, opened in the app
 lifespan. JSONB arrives as ``str`` here (no codec on Piccolo's pool): decode it with
 ``load_json``; send JSON as text with ``dump_json`` and a ``::jsonb`` cast.

@@ -27,6 +27,7 @@ class InboxPageController(Controller):
 
     @post(
         "/handoffs/{handoff_id:uuid}/assessment",
+        status_code=202,
         summary="Run a failed assessment again: 202, then handoff_assessment_ready when done",
     )
     async def retry_assessment(

@@ -152,4 +152,4 @@ async def test_without_an_api_key_the_offline_assessor_writes_a_low_confidence_a
     assert data["confidence"] == "low" and data["source"] == "offline"
     assert found["ai_assessment"].startswith("Offline assessment (no AI configured)")
     assert "Tried: Checked OWA → OWA works" in data["what_we_know"]
-    assert "Complete the skipped step: Cleared the credential cache" in data["suggested_steps"]
+    assert "Do the step that was skipped: “Cleared the credential cache”." in data["suggested_steps"]

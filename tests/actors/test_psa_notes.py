@@ -50,6 +50,11 @@ async def test_a_psa_answering_500_then_200_gets_the_note_once(
     )
     assert delivery["status"] == "sent" and delivery["attempts"] == 2
     assert delivery["recipient"].endswith(":4242") and "priv" not in delivery["recipient"]
+    # The retry's log line counts: which try of how many failed.
+    assert (
+        f"PSA note of hand-off {handoff_id}: 1 retry; try 1 of 11 failed, retrying with backoff"
+        in worker.log()
+    )
 
 
 async def test_a_push_interrupted_after_the_psa_stored_the_note_adopts_it_instead_of_posting_again(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -12,8 +13,10 @@ import time
 from pathlib import Path
 
 from cli import embedded_postgres
+from cli.embedded_postgres import EmbeddedPostgres
 from cli.processes import free_port, pid_alive
 from tests.conftest import REPO_ROOT, http_status, wait_for
+from tests.fakes.anthropic_api import GOOD_ASSESSMENT, FakeAnthropic, tool
 
 DEV_READY_TIMEOUT_S = 60.0
 
@@ -25,12 +28,14 @@ def _embedded_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def _start_dev(data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def _start_dev(
+    data_dir: Path, port: int, log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as log_file:
         return subprocess.Popen(
             [sys.executable, "-m", "cli", "dev", "--port", str(port), "--web", "1", "--workers", "1"],
             cwd=REPO_ROOT,
-            env=_embedded_env(data_dir),
+            env={**_embedded_env(data_dir), **(env or {})},
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
@@ -91,18 +96,27 @@ def test_a_sigkilled_dev_restarts_cleanly_and_commands_share_its_services(tmp_pa
 
         first.kill()
         first.wait()
-        # The web and worker children die with it; the servers are left behind.
-        wait_for(lambda: not any(pid_alive(pid) for pid in children), 15, "dev's children to die with it")
-        assert pid_alive(old_postgres) and pid_alive(old_redis)
+        # Nothing it started outlives it: web, worker pool, Postgres and Redis each sit in
+        # a session of their own, so the kernel (PR_SET_PDEATHSIG) stops them.
+        wait_for(lambda: not _our_processes(data_dir), 15, "everything dev started to die with it")
+        assert not pid_alive(old_postgres) and not pid_alive(old_redis) and children
     finally:
         if first.poll() is None:
             first.kill()
+
+    # A server left running all the same (an owner killed before it could arrange that,
+    # an older Baton) is found through the state file and stopped by the next run.
+    state = json.loads((data_dir / "services.json").read_text())
+    assert state["owner_pid"] == first.pid
+    leftover = EmbeddedPostgres(data_dir / "postgres", state["postgres_port"], durable=False)
+    leftover.start()
+    old_postgres = embedded_postgres.running_pid(data_dir / "postgres")
+    assert old_postgres is not None
 
     second = _start_dev(data_dir, port, log_path)
     try:
         _wait_ready(second, port, log_path)
         assert not pid_alive(old_postgres), "the orphan Postgres was not stopped"
-        assert not pid_alive(old_redis), "the orphan Redis was not stopped"
         state = json.loads((data_dir / "services.json").read_text())
         assert state["owner_pid"] == second.pid
         assert "left running by an earlier run" in log_path.read_text()
@@ -151,3 +165,40 @@ def test_a_sigkilled_dev_restarts_cleanly_and_commands_share_its_services(tmp_pa
             raise
     assert second.returncode == 0
     wait_for(lambda: not _our_processes(data_dir), 15, "every process of the run to stop after Ctrl-C")
+
+
+def test_ctrl_c_stops_dev_promptly_while_an_ai_call_is_in_flight(tmp_path: Path) -> None:
+    """In development a stop does not wait out the work in hand (production's pools drain
+    for 30 s): an AI call that hangs is cut short and redelivered at the next start. The
+    call is caused by pasting the escalation the banner offers."""
+    data_dir, log_path, port = tmp_path / "data", tmp_path / "dev.log", free_port()
+    with FakeAnthropic() as ai:
+        ai.always(tool(GOOD_ASSESSMENT, delay_s=120))
+        dev = _start_dev(data_dir, port, log_path, env=ai.env())
+        try:
+            _wait_ready(dev, port, log_path)
+            wait_for(lambda: "Press Ctrl-C to stop." in log_path.read_text(), 30, "the banner")
+            banner = log_path.read_text()
+            assert "host-app service token of the demo account (development only): eyJ" in banner
+            # The banner's curl, pasted as a new user would: it escalates a demo session.
+            [curl] = [line.strip() for line in banner.splitlines() if line.strip().startswith("curl ")]
+            pasted = subprocess.run(
+                [*shlex.split(curl), "-o", "/dev/null", "-w", "%{http_code}"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert pasted.stdout == "201", pasted.stdout + pasted.stderr
+            wait_for(lambda: bool(ai.calls), 30, "the worker to be inside an AI call")
+
+            asked = time.monotonic()
+            dev.send_signal(signal.SIGINT)
+            dev.wait(30)
+            took_s = time.monotonic() - asked
+        finally:
+            if dev.poll() is None:
+                dev.kill()
+    assert dev.returncode == 0
+    assert took_s < 10, f"Ctrl-C took {took_s:.1f} s"
+    assert "did not stop within" not in log_path.read_text()
+    wait_for(lambda: not _our_processes(data_dir), 15, "every process of the run to stop")
