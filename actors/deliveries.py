@@ -339,7 +339,7 @@ def raise_if_pending(what: str, outcomes: list[Outcome], *, in_flight_retry_s: f
 
 
 def _which_try() -> str:
-    """"try 3 of 11" of the message in hand, or "a try" outside a worker."""
+    """ "try 3 of 11" of the message in hand, or "a try" outside a worker."""
     message = CurrentMessage.get_current_message()
     if message is None:
         return "a try failed"
