@@ -40,6 +40,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # only, unless the address lies in one of these networks (an on-premises PSA, the
     # tests' local fakes); plain http:// is allowed only to those. actors/outbound.py.
     outbound_allow_cidrs: tuple[str, ...] = ()
+    # Single ip:port endpoints allowed the same way (baton dev: its own demo PSA).
+    outbound_allow_endpoints: tuple[str, ...] = ()
     # A PEM bundle of extra CAs trusted for outbound HTTPS (an MSP's private CA).
     outbound_ca_bundle: str | None = None
 
@@ -95,6 +97,7 @@ ENV_NAMES: dict[str, str] = {
     "allowed_origins": "BATON_ALLOWED_ORIGINS",
     "metrics_token": "BATON_METRICS_TOKEN",
     "outbound_allow_cidrs": "BATON_OUTBOUND_ALLOW_CIDRS",
+    "outbound_allow_endpoints": "BATON_OUTBOUND_ALLOW_ENDPOINTS",
     "outbound_ca_bundle": "BATON_OUTBOUND_CA_BUNDLE",
     "anthropic_api_key": "ANTHROPIC_API_KEY",
     "anthropic_base_url": "ANTHROPIC_BASE_URL",
@@ -134,6 +137,8 @@ DESCRIPTIONS: dict[str, str] = {
     "metrics_token": "Bearer token `GET /metrics` requires. Unset: `/metrics` answers 404.",
     "outbound_allow_cidrs": "Comma-separated networks (CIDR) outbound calls may reach besides "
     "global addresses, e.g. an on-premises PSA; plain `http://` only to these.",
+    "outbound_allow_endpoints": "Comma-separated `ip:port` endpoints outbound calls may reach besides global "
+    "addresses (narrower than a network; `baton dev` allows its demo PSA so, and nothing else).",
     "outbound_ca_bundle": "PEM file of extra CA certificates trusted for outbound HTTPS (webhooks, PSAs).",
     "anthropic_api_key": "Anthropic key. Unset: the offline assessor (rules, confidence low).",
     "anthropic_base_url": "Anthropic API base URL (without /v1); for a proxy or a local fake.",
@@ -189,7 +194,7 @@ _POSITIVE = {
     "rate_limit_inbox_connects_per_minute",
 }
 _PORTS = {"worker_metrics_port"}
-_LISTS = {"allowed_origins", "outbound_allow_cidrs"}
+_LISTS = {"allowed_origins", "outbound_allow_cidrs", "outbound_allow_endpoints"}
 
 JWT_SECRET_MIN_BYTES = 32
 # Example and placeholder values that must never sign real tokens.
@@ -213,6 +218,19 @@ def check_jwt_secret(secret: str) -> None:
         )
 
 
+def _endpoint(env: str, text: str) -> str:
+    """``ip:port`` (``[v6]:port``), normalized: ``127.0.0.1:56380``, ``[::1]:56380``."""
+    host, _, port = text.rpartition(":")
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+        number = int(port)
+        if not 0 < number < 65536:
+            raise ValueError
+    except ValueError:
+        raise SettingsError(f"{env}: {text!r} is not an ip:port endpoint (e.g. 127.0.0.1:56380)") from None
+    return f"[{address}]:{number}" if address.version == 6 else f"{address}:{number}"
+
+
 def _network(env: str, text: str) -> str:
     try:
         return str(ipaddress.ip_network(text, strict=False))
@@ -227,6 +245,8 @@ def _parse(field: str, raw: str, annotation: Any) -> Any:
         parts = tuple(part.strip() for part in text.split(",") if part.strip())
         if field == "outbound_allow_cidrs":
             parts = tuple(_network(env, part) for part in parts)
+        if field == "outbound_allow_endpoints":
+            parts = tuple(_endpoint(env, part) for part in parts)
         return parts
     if text == "" and "None" in str(annotation):
         return None

@@ -334,7 +334,12 @@ def raise_if_pending(what: str, outcomes: list[Outcome], *, in_flight_retry_s: f
             delay_ms = int(in_flight_retry_s * 1000)
         pending = DeliveriesPending(what, outcomes, delay_ms)
         when = "with backoff" if delay_ms is None else f"in {delay_ms / 1000:.1f} s (held by another attempt)"
-        log.warning("%s; %s, retrying %s (each row's last_error says why)", pending, _which_try(), when)
+        if Outcome.RETRY in outcomes:
+            log.warning(
+                "%s; %s failed, retrying %s (each row's last_error says why)", pending, _which_try(), when
+            )
+        else:
+            log.info("%s; %s found rows another attempt holds, looking again %s", pending, _which_try(), when)
         raise pending
 
 
@@ -348,4 +353,4 @@ def _which_try() -> str:
     except dramatiq.errors.ActorNotFound:
         max_retries = None
     tried = int(message.options.get("retries", 0)) + 1
-    return f"try {tried}" + (f" of {int(max_retries) + 1}" if max_retries is not None else "") + " failed"
+    return f"try {tried}" + (f" of {int(max_retries) + 1}" if max_retries is not None else "")

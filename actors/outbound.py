@@ -215,9 +215,15 @@ def _plain_http_refused() -> DestinationRefused:
     )
 
 
+def endpoint_allowed(address: IPAddress, port: int) -> bool:
+    """``address:port`` is one of BATON_OUTBOUND_ALLOW_ENDPOINTS (``baton dev``'s demo PSA)."""
+    written = f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+    return written in get_settings().outbound_allow_endpoints
+
+
 def judge(destination: Destination, address: IPAddress) -> None:
     """Refuse ``address`` for ``destination`` unless the rule lets Baton call it."""
-    if is_allowed(address):
+    if is_allowed(address) or endpoint_allowed(address, destination.port):
         return
     kind = kind_of_refused(address)
     if kind is not None:

@@ -18,6 +18,7 @@ from tables import Account, AiSession, PsaConnection, SessionBranch, SessionStep
 log = logging.getLogger("baton.cli")
 
 DEMO_ACCOUNT_NAME = "Northwind IT (demo)"
+DEMO_PSA_PORT = 56380
 
 DEMO_USERS: list[dict[str, Any]] = [
     {"name": "Tess Tran", "role": "technician", "active": True},
@@ -121,14 +122,13 @@ async def seed_demo(*, reset: bool = False) -> dict[str, Any]:
                 for user in users
             ]
         )
-        # No PSA answers in development until one is configured; the connection
-        # exists so the session on a ticket shows how a push is recorded.
         await PsaConnection.insert(
             PsaConnection(
                 id=psa_id,
                 account_id=account_id,
                 kind="halopsa",
-                base_url="http://127.0.0.1:9/halo",
+                # baton dev's demo PSA (cli/demo_psa.py); it points this at its port.
+                base_url=f"http://127.0.0.1:{DEMO_PSA_PORT}",
                 credentials={"client_id": "demo", "client_secret": "demo"},
                 member_mapping={},
             )
@@ -263,3 +263,15 @@ async def demo_summary() -> dict[str, Any] | None:
             for row in sessions
         ],
     }
+
+
+async def point_demo_psa_at(base_url: str) -> int:
+    """The demo account's PSA connection now goes to ``base_url`` (the demo PSA's port may
+    differ from the one seeded); the number of connections changed."""
+    accounts = Account.select(Account.id).where(Account.name == DEMO_ACCOUNT_NAME)
+    changed = (
+        await PsaConnection.update({PsaConnection.base_url: base_url})
+        .where(PsaConnection.account_id.is_in(accounts), PsaConnection.kind == "halopsa")
+        .returning(PsaConnection.id)
+    )
+    return len(changed)

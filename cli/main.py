@@ -363,6 +363,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     from cli.demo import has_accounts, seed_demo
     from cli.supervisor import Child, Supervisor
+    from settings import get_settings
 
     started = time.monotonic()
     # Bytecode for warm starts: where PYTHONDONTWRITEBYTECODE is set (CI machines, many
@@ -377,6 +378,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     if not args.no_seed and not asyncio.run(has_accounts()):
         asyncio.run(seed_demo())
         log.info("created the demo account")
+    demo_psa = _start_demo_psa(Path(get_settings().data_dir))
 
     me = [sys.executable, "-m", "cli"]
     ports = [args.port + i for i in range(args.web)]
@@ -405,8 +407,25 @@ def cmd_dev(args: argparse.Namespace) -> int:
     finally:
         log.info("stopping…")
         supervisor.stop()
+        demo_psa.stop()
         services.stop()
     return 0
+
+
+def _start_demo_psa(data_dir: Path) -> Any:
+    """The demo's HaloPSA, on 127.0.0.1; the web and workers started after this may call
+    it and no other local address (BATON_OUTBOUND_ALLOW_ENDPOINTS, added to what is set)."""
+    from cli.demo import DEMO_PSA_PORT, point_demo_psa_at
+    from cli.demo_psa import DemoPsa
+    from cli.processes import free_port
+
+    psa = DemoPsa(free_port(DEMO_PSA_PORT), data_dir)
+    psa.start()
+    endpoint = f"127.0.0.1:{psa.port}"
+    allowed = [e for e in os.environ.get("BATON_OUTBOUND_ALLOW_ENDPOINTS", "").split(",") if e.strip()]
+    os.environ["BATON_OUTBOUND_ALLOW_ENDPOINTS"] = ",".join([*allowed, endpoint])
+    asyncio.run(point_demo_psa_at(psa.base_url))
+    return psa
 
 
 def _banner(urls: list[str], services: Any) -> None:

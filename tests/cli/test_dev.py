@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from cli import embedded_postgres
 from cli.embedded_postgres import EmbeddedPostgres
@@ -53,6 +54,21 @@ def _wait_ready(dev: subprocess.Popen[bytes], port: int, log_path: Path) -> floa
     return time.monotonic() - started
 
 
+def _escalate_as_the_banner_shows(log_path: Path) -> dict[str, Any]:
+    """Paste the banner's curl, as a new user would: the hand-off it creates."""
+    wait_for(lambda: "Press Ctrl-C to stop." in log_path.read_text(), 30, "the banner")
+    banner = log_path.read_text()
+    assert "host-app service token of the demo account (development only): eyJ" in banner
+    [curl] = [line.strip() for line in banner.splitlines() if line.strip().startswith("curl ")]
+    pasted = subprocess.run(
+        [*shlex.split(curl), "-w", "\n%{http_code}"], capture_output=True, text=True, timeout=30
+    )
+    body, _, status = pasted.stdout.rpartition("\n")
+    assert status == "201", pasted.stdout + pasted.stderr
+    created: dict[str, Any] = json.loads(body)
+    return created
+
+
 def _redis_pid(data_dir: Path) -> int:
     return int((data_dir / "redis" / "redis.pid").read_text())
 
@@ -87,6 +103,12 @@ def test_a_sigkilled_dev_restarts_cleanly_and_commands_share_its_services(tmp_pa
     first = _start_dev(data_dir, port, log_path)
     try:
         _wait_ready(first, port, log_path)
+        # The demo's session on a PSA ticket gets its note from dev's own demo PSA.
+        created = _escalate_as_the_banner_shows(log_path)
+        assert created["snapshot"]["problem_summary"].startswith("Outlook")
+        notes = data_dir / "demo-psa" / "ticket-48213.txt"
+        wait_for(notes.exists, 30, f"the demo PSA to get the note:\n{log_path.read_text()[-3000:]}")
+        assert f"hand-off {created['id']}: PSA push pushed" in log_path.read_text()
         old_postgres = embedded_postgres.running_pid(data_dir / "postgres")
         old_redis = _redis_pid(data_dir)
         assert old_postgres and pid_alive(old_redis)
@@ -177,18 +199,7 @@ def test_ctrl_c_stops_dev_promptly_while_an_ai_call_is_in_flight(tmp_path: Path)
         dev = _start_dev(data_dir, port, log_path, env=ai.env())
         try:
             _wait_ready(dev, port, log_path)
-            wait_for(lambda: "Press Ctrl-C to stop." in log_path.read_text(), 30, "the banner")
-            banner = log_path.read_text()
-            assert "host-app service token of the demo account (development only): eyJ" in banner
-            # The banner's curl, pasted as a new user would: it escalates a demo session.
-            [curl] = [line.strip() for line in banner.splitlines() if line.strip().startswith("curl ")]
-            pasted = subprocess.run(
-                [*shlex.split(curl), "-o", "/dev/null", "-w", "%{http_code}"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            assert pasted.stdout == "201", pasted.stdout + pasted.stderr
+            _escalate_as_the_banner_shows(log_path)
             wait_for(lambda: bool(ai.calls), 30, "the worker to be inside an AI call")
 
             asked = time.monotonic()
