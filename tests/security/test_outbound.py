@@ -540,6 +540,31 @@ async def test_plain_http_reaches_an_allowed_network_but_not_a_zone_outside_it(
         assert elsewhere.contacted == 0
 
 
+async def test_an_allowed_endpoint_is_reachable_and_its_neighbour_ports_are_not(
+    baton: BatonProcesses, db: asyncpg.Connection
+) -> None:
+    """BATON_OUTBOUND_ALLOW_ENDPOINTS (what ``baton dev`` sets for its demo PSA) lets one
+    ip:port through, over plain http; the next port on the same address stays refused."""
+    with RecordingListener() as neighbour, FakeConnectWise() as connectwise:
+        endpoint = connectwise.url.removeprefix("http://").split("/")[0]
+        server = baton.serve(env={**ALLOW_NOTHING, "BATON_OUTBOUND_ALLOW_ENDPOINTS": endpoint})
+        async for acme in _tenant_on(server, db):
+            allowed = await _put_psa(acme, "connectwise", connectwise.url, connectwise.credentials)
+            refused = await acme.put(
+                f"/psa-connections/{uuid.uuid4()}",
+                {
+                    "kind": "connectwise",
+                    "base_url": f"http://127.0.0.1:{neighbour.port}",
+                    "credentials": connectwise.credentials,
+                },
+            )
+            handoff, senior = await _escalated(acme, allowed)
+            pushed = await _psa_push(acme, handoff, senior)
+        assert pushed["psa_push_status"] == "pushed" and len(connectwise.notes_on(4242)) == 1
+        assert_problem(refused, 422)
+        assert neighbour.contacted == 0
+
+
 def _private_ca(folder: Path) -> tuple[Path, ssl.SSLContext]:
     """An MSP's own CA (openssl CLI) and a server context with its certificate for localhost."""
     openssl = shutil.which("openssl")
