@@ -73,6 +73,7 @@ class Ending:
     reason: str
     frames: list[bytes]
     reset: bool = False
+    timed_out: bool = False
 
 
 class RawSocket:
@@ -151,6 +152,8 @@ class RawSocket:
             return Ending(None, "", frames)
         except ConnectionError:  # reset, or a broken pipe seen by our last write
             return Ending(None, "", frames, reset=True)
+        except TimeoutError:
+            return Ending(None, f"still open after {timeout_s:g} s", frames, timed_out=True)
 
     async def _wait_for_eof(self, timeout_s: float) -> None:
         """After its close frame a server ends the TCP connection (RFC 6455 7.1.1)."""
