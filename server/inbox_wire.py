@@ -167,7 +167,7 @@ class BatonWebSocketProtocol(WebSocketsSansIOProtocol):
             super().handle_cont(event)
 
     def handle_ping(self) -> None:
-        # The pong is already queued by websockets; after a failure there is nowhere to write it.
+        # websockets has queued the pong already: over the rate it goes out before our close.
         if self._within_rate():
             super().handle_ping()
 
