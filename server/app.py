@@ -9,7 +9,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
-from server.lifespan import frozen_startup_heap, inbox_hub, postgres_pool, redis_client
+from server.lifespan import frozen_startup_heap, inbox_guard, inbox_hub, postgres_pool, redis_client
 from server.logs import configure_logging
 from server.metrics import metrics, request_metrics_middleware
 from server.openapi_document import document_problems
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[*ROUTES, metrics],
-        lifespan=[postgres_pool, redis_client, rate_limiter, inbox_hub, frozen_startup_heap],
+        lifespan=[postgres_pool, redis_client, rate_limiter, inbox_hub, inbox_guard, frozen_startup_heap],
         on_startup=[document_problems],
         # Outermost first: the request id is bound before anything logs, and the timing
         # includes everything below it.

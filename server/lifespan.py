@@ -1,4 +1,5 @@
-"""What the web process holds open while it serves: the Postgres pool and Redis."""
+"""What the web process holds open while it serves: the Postgres pool, Redis, the inbox's
+hub and its guard."""
 
 from __future__ import annotations
 
@@ -55,6 +56,20 @@ async def inbox_hub(app: Litestar) -> AsyncIterator[None]:
         yield
     finally:
         await hub.stop()
+
+
+@asynccontextmanager
+async def inbox_guard(app: Litestar) -> AsyncIterator[None]:
+    """Ends inbox sockets whose token expired or whose user was deactivated or deleted."""
+    from server.inbox_guard import InboxGuard
+
+    guard = InboxGuard()
+    guard.start()
+    app.state.inbox_guard = guard
+    try:
+        yield
+    finally:
+        await guard.stop()
 
 
 @asynccontextmanager
