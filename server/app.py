@@ -15,6 +15,7 @@ from server.metrics import metrics, request_metrics_middleware
 from server.openapi_document import document_problems
 from server.problems import EXCEPTION_HANDLERS
 from server.rate_limits import limit_writes, rate_limiter
+from server.request_body import BatonRequest
 from server.request_context import bind_caller, request_context_middleware
 from server.routes import ROUTES
 from settings import Settings, get_settings
@@ -58,6 +59,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
         state=State({"settings": settings}),
         exception_handlers=EXCEPTION_HANDLERS,
+        # Every JSON body is read through it: unparsable or too deep is 400 (server.request_body).
+        request_class=BatonRequest,
         openapi_config=OpenAPIConfig(
             title="Baton",
             version=API_VERSION,
