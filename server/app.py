@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
+from server.edge import install_edge
 from server.lifespan import frozen_startup_heap, inbox_hub, postgres_pool, redis_client
 from server.logs import configure_logging
 from server.metrics import metrics, request_metrics_middleware
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # REDIS_URL at import) rather than by the first create.
     import actors  # noqa: F401
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[*ROUTES, metrics],
         lifespan=[postgres_pool, redis_client, rate_limiter, inbox_hub, frozen_startup_heap],
         on_startup=[document_problems],
@@ -69,3 +70,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[ScalarRenderPlugin()],
         ),
     )
+    # In front of routing: OPTIONS, CORS, bad paths, the API's cache headers (server.edge).
+    return install_edge(app, settings.allowed_origins)
