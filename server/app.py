@@ -6,8 +6,6 @@ import logging
 
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 
 from server.edge import install_edge
 from server.lifespan import frozen_startup_heap, inbox_hub, postgres_pool, redis_client
@@ -19,6 +17,7 @@ from server.rate_limits import limit_writes, rate_limiter
 from server.request_body import BatonRequest
 from server.request_context import bind_caller, request_context_middleware
 from server.routes import ROUTES
+from server.schema_page import schema_openapi_config
 from settings import Settings, get_settings
 
 log = logging.getLogger("baton.server")
@@ -62,12 +61,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         # Every JSON body is read through it: unparsable or too deep is 400 (server.request_body).
         request_class=BatonRequest,
-        openapi_config=OpenAPIConfig(
+        openapi_config=schema_openapi_config(
             title="Baton",
             version=API_VERSION,
             description="Escalation hand-offs for MSP help desks.",
-            path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
         ),
     )
     # In front of routing: OPTIONS, CORS, bad paths, the API's cache headers (server.edge).
