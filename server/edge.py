@@ -1,7 +1,8 @@
 """The HTTP edge: what every HTTP request meets before Litestar routes it.
 
-- A path holding a control character (``%00``, ``%0a``, …) is refused with 400 here:
-  nothing behind (static files, a log line) ever sees one.
+- A path holding a control character (``%00``, ``%0a``, …; any character Python calls
+  not printable, so also U+2028 and the like) is refused with 400 here: nothing behind
+  (static files, a log line) ever sees one.
 - ``OPTIONS`` is answered here, 204, on any path, without auth: Litestar's generated
   ``OPTIONS`` handlers inherit the controller's guards, which read a caller the auth
   middleware never sets for ``OPTIONS`` (500). A CORS preflight to the API from an origin
@@ -21,7 +22,6 @@ because unrouted answers (404, 405) never pass route middleware.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from litestar import Litestar
@@ -35,8 +35,6 @@ API_METHODS = ("GET", "POST", "PUT", "DELETE")
 ALLOWED_REQUEST_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID")
 EXPOSED_RESPONSE_HEADERS = ("X-Request-ID", "Location", "Retry-After")
 
-# C0, DEL and C1: never part of a path anyone means.
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _API_PATH = API_PREFIX + "/"
 
 _NO_STORE = (b"cache-control", b"no-store")
@@ -82,7 +80,9 @@ def edge_middleware(app: ASGIApp, allowed_origins: Iterable[str]) -> ASGIApp:
             await app(scope, receive, send)
             return
         path: str = scope["path"]
-        if _CONTROL_CHARACTER.search(path):
+        # str.isprintable: C0, DEL, C1, separators and format characters (a third of
+        # what a regex costs here).
+        if not path.isprintable():
             await _answer(send, 400, [_PROBLEM_JSON, _NO_STORE, _NOSNIFF], _BAD_PATH_BODY)
             return
         is_api = path.startswith(_API_PATH) or path == API_PREFIX
@@ -105,7 +105,7 @@ def edge_middleware(app: ASGIApp, allowed_origins: Iterable[str]) -> ASGIApp:
         async def send_api_answer(message: Message) -> None:
             if message["type"] == "http.response.start":
                 # no-store wins over anything a handler said about caching.
-                kept = [h for h in message.get("headers", ()) if h[0].lower() != b"cache-control"]
+                kept = [h for h in message.get("headers", ()) if h[0] != b"cache-control"]
                 message["headers"] = [*kept, *extra]
             await send(message)
 
