@@ -5,7 +5,8 @@ Python only once it is complete, keeping what it has so far in memory (a 30 MB h
 value took one replica from 97 to 188 MB). ``HeadLimitedHttpToolsProtocol``, which
 ``baton serve`` runs, counts the bytes it feeds the parser until the head is complete,
 never feeds more than ``MAX_HEAD_BYTES``, and answers ``431`` and closes as soon as a head
-would need more. A websocket upgrade's head is an HTTP head like any other, and counts.
+would need more. A websocket upgrade's head is an HTTP head like any other, and counts;
+one that websockets then refuses for its own, tighter limits is answered at once.
 
 On a keep-alive connection each request's head is counted from the end of the request
 before it; bytes of a pipelined head that came in the same read as the end of the
@@ -60,6 +61,19 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         self._handed_over = True
         super().handle_websocket_upgrade()
+        self._answer_a_refused_handshake()
+
+    def _answer_a_refused_handshake(self) -> None:
+        """websockets refuses a head it cannot take (a line over 8 KiB: 431, over 128
+        headers: 431, a request line too long: 414) by queueing the answer, but uvicorn's
+        sans-I/O protocol only writes what an event asks for, and a refusal is none: the
+        client waited for its own timeout on an open connection. Write it and close."""
+        websocket: Any = self.transport.get_protocol()
+        conn = getattr(websocket, "conn", None)
+        if conn is None or getattr(conn, "handshake_exc", None) is None or self.transport.is_closing():
+            return
+        self.transport.write(b"".join(conn.data_to_send()))
+        self.transport.close()
 
     def _refuse_head(self) -> None:
         self.logger.warning("Request head over %d bytes: answered 431.", MAX_HEAD_BYTES)

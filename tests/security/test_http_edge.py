@@ -449,6 +449,22 @@ async def test_a_websocket_upgrade_with_headers_over_16_kib_is_refused_431(baton
     assert refused.value.response.status_code == 431
 
 
+async def test_a_websocket_upgrade_websockets_cannot_take_is_answered_at_once_not_left_hanging(
+    baton: BatonProcesses,
+) -> None:
+    # Under 16 KiB in all, but past websockets' own limits: one line over 8 KiB, or more
+    # than 128 headers. The refusal used to be queued and never written.
+    server = baton.serve()
+    url = server.base_url.replace("http://", "ws://") + f"{API}/inbox"
+    long_line = {"X-Padding": "a" * (9 * 1024)}
+    many = {f"X-Padding-{i}": "a" for i in range(130)}
+    for headers in (long_line, many):
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url, additional_headers=headers, open_timeout=5):
+                pass
+        assert refused.value.response.status_code == 431
+
+
 def test_a_30_mb_header_is_cut_off_without_growing_the_server(baton: BatonProcesses) -> None:
     server = baton.serve()
     for _ in range(20):  # warm: the first requests allocate what every request reuses
