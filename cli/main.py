@@ -293,8 +293,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level.lower(),
         # Our own log setup (server.logs) is kept; uvicorn adds only its access log.
         log_config=None,
-        # httptools (C) parses HTTP at a fraction of h11's CPU per request.
-        http="httptools",
+        # httptools (C) parses HTTP at a fraction of h11's CPU per request; ours adds the
+        # 16 KiB limit on a request's head (431), which uvicorn's lacks.
+        http="server.http_head_limit:HeadLimitedHttpToolsProtocol",
         # libuv's loop: less CPU per socket event than asyncio's selector loop, which
         # shows in the inbox fan-out's tail latency (bench/fanout.py).
         loop="uvloop",

@@ -6,17 +6,18 @@ import logging
 
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 
+from server.edge import install_edge
 from server.lifespan import frozen_startup_heap, inbox_guard, inbox_hub, postgres_pool, redis_client
 from server.logs import configure_logging
 from server.metrics import metrics, request_metrics_middleware
 from server.openapi_document import document_problems
 from server.problems import EXCEPTION_HANDLERS
 from server.rate_limits import limit_writes, rate_limiter
+from server.request_body import BatonRequest
 from server.request_context import bind_caller, request_context_middleware
 from server.routes import ROUTES
+from server.schema_page import schema_openapi_config
 from settings import Settings, get_settings
 
 log = logging.getLogger("baton.server")
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # REDIS_URL at import) rather than by the first create.
     import actors  # noqa: F401
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[*ROUTES, metrics],
         lifespan=[postgres_pool, redis_client, rate_limiter, inbox_hub, inbox_guard, frozen_startup_heap],
         on_startup=[document_problems],
@@ -58,11 +59,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
         state=State({"settings": settings}),
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=OpenAPIConfig(
+        # Every JSON body is read through it: unparsable or too deep is 400 (server.request_body).
+        request_class=BatonRequest,
+        openapi_config=schema_openapi_config(
             title="Baton",
             version=API_VERSION,
             description="Escalation hand-offs for MSP help desks.",
-            path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
         ),
     )
+    # In front of routing: OPTIONS, CORS, bad paths, the API's cache headers (server.edge).
+    return install_edge(app, settings.allowed_origins)

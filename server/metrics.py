@@ -9,17 +9,24 @@
 - ``baton_rate_limit_fail_open_total``: writes let through while Redis was unreachable.
 - The client library's process metrics (CPU, memory, open files).
 
-Unauthenticated on purpose (Prometheus scrapes it); do not route it from the internet:
-the reverse proxy in ``compose.yaml`` answers 404 for it.
+It answers only to ``Authorization: Bearer $BATON_METRICS_TOKEN`` and only at its exact
+path (the raw path, before percent-decoding and Litestar's slash normalizing: ``//metrics``,
+``/%6detrics`` and ``/metrics%2F`` are 404). Unset token: 404, as if it did not exist. A
+missing or wrong token: 401 with a challenge, not 404: the endpoint is documented, so
+hiding it hides nothing, and a scrape misconfigured in Prometheus then says "401" rather
+than looking like a wrong address. The reverse proxy in ``compose.yaml`` answers 404 for it
+as well: Prometheus scrapes the replicas on the compose network.
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.exceptions import NotFoundException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -31,6 +38,12 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from server.problems import Problem
+
+METRICS_PATH = "/metrics"
+_METRICS_RAW_PATH = METRICS_PATH.encode()
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="baton-metrics"'}
 
 REQUEST_DURATION = Histogram(
     "baton_http_request_duration_seconds",
@@ -108,8 +121,18 @@ class ReplicaCollector(Collector):
             )
 
 
-@get("/metrics", include_in_schema=False, tags=["operations"])
+def _check_scraper(request: Request[Any, Any, Any]) -> None:
+    token: str | None = request.app.state.settings.metrics_token
+    if not token or request.scope.get("raw_path", b"") != _METRICS_RAW_PATH:
+        raise NotFoundException()
+    scheme, _, supplied = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.strip().encode(), token.encode()):
+        raise Problem(401, "Send Authorization: Bearer <BATON_METRICS_TOKEN>.", headers=CHALLENGE)
+
+
+@get(METRICS_PATH, include_in_schema=False, tags=["operations"])
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    _check_scraper(request)
     replica = CollectorRegistry()
     replica.register(ReplicaCollector(request.app.state))
     body = generate_latest(REGISTRY) + generate_latest(replica)

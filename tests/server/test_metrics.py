@@ -1,4 +1,5 @@
-"""Prometheus metrics of a web replica: ``GET /metrics``."""
+"""Prometheus metrics of a web replica: ``GET /metrics`` (with its token; the refusals are
+in tests/security/test_http_edge.py)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from tests.api.conftest import API, new_tenant
 from tests.conftest import BatonProcesses
 from tests.prometheus_text import samples
 
+METRICS_TOKEN = "scrape-" + uuid.uuid4().hex
+
 
 async def test_web_metrics_time_requests_by_route_template_and_show_the_hub(
     baton: BatonProcesses, db: asyncpg.Connection
 ) -> None:
-    server = baton.serve()
+    server = baton.serve(env={"BATON_METRICS_TOKEN": METRICS_TOKEN})
     async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
         acme = await new_tenant(db, http, "Acme MSP")
         senior = await acme.user("engineer")
@@ -31,7 +34,7 @@ async def test_web_metrics_time_requests_by_route_template_and_show_the_hub(
         async with connect(url) as socket:
             await socket.send(json.dumps({"type": "auth", "token": token}))
             await asyncio.wait_for(socket.recv(), 10)
-            answer = await http.get("/metrics")
+            answer = await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
     text = answer.text
