@@ -18,7 +18,6 @@ from typing import Any, Literal
 import dramatiq
 import msgspec
 
-from actors import db
 from actors.ai_client import AiError, ai_configured, ai_job_time_limit_ms, as_data_block, call_tool
 from actors.broker import broker
 from actors.context import MESSAGE_MAX_CHARS, HandoffContext, load, message_lines, step_lines
@@ -26,6 +25,7 @@ from actors.events import publish_once
 from actors.psa.push import push_documentation
 from actors.slots import AI, SLOW_ACTOR_PRIORITY, in_slot
 from inbox import HandoffAssessmentReady
+from tables import db
 
 log = logging.getLogger("baton.actors.assessment")
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import dramatiq
 
-from actors import db
 from actors.ai_client import AiError, ai_configured, ai_job_time_limit_ms, as_data_block, complete_text
 from actors.assessment import as_sentence, problem_phrase
 from actors.broker import broker
@@ -22,6 +21,7 @@ from actors.context import HandoffContext, load, step_lines
 from actors.events import publish_once
 from actors.slots import AI, SLOW_ACTOR_PRIORITY, in_slot
 from inbox import HandoffBriefingReady
+from tables import db
 
 log = logging.getLogger("baton.actors.briefing")
 

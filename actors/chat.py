@@ -18,12 +18,13 @@ from typing import Any
 
 import dramatiq
 
-from actors import db, deliveries
+from actors import deliveries
 from actors.broker import broker
 from actors.context import HandoffContext, load
 from actors.deliveries import Claim, Outcome, SendError
 from actors.http import call, is_permanent, status_line
 from settings import Settings, get_settings
+from tables import db
 
 log = logging.getLogger("baton.actors.chat")
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from actors import db
+from tables import db
 
 MAX_MESSAGES_IN_PROMPT = 10
 MESSAGE_MAX_CHARS = 200

@@ -44,9 +44,9 @@ import dramatiq
 from dramatiq import get_broker as message_broker
 from dramatiq.middleware import CurrentMessage
 
-from actors import db
 from actors.metrics import count_delivery
 from settings import get_settings
+from tables import db
 
 log = logging.getLogger("baton.deliveries")
 

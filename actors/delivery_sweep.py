@@ -24,8 +24,8 @@ from typing import Any
 
 import asyncpg
 
-from actors import db
 from settings import get_settings
+from tables import db
 from tables.delivery import ANNOUNCE_EVENTS
 
 log = logging.getLogger("baton.deliveries")

@@ -36,12 +36,13 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 import dramatiq
 
-from actors import db, deliveries
+from actors import deliveries
 from actors.broker import broker
 from actors.context import HandoffContext, load
 from actors.deliveries import Claim, Outcome, SendError
 from actors.mail_headers import MalformedMessage, check_header_lines, check_message, header_lines, header_text
 from settings import Settings, get_settings
+from tables import db
 from tables.enums import SENIOR_ROLES
 
 log = logging.getLogger("baton.actors.email")

@@ -37,11 +37,11 @@ from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 
-from actors import db
 from actors.announce import publish_announcement
 from actors.broker import PiccoloPool, broker
 from actors.delivery_sweep import sweep_interval_s, sweep_lost_work
 from settings import Settings, get_settings
+from tables import db
 from tables.delivery import ANNOUNCE_EVENTS, OUTBOX_NOTIFY_CHANNEL
 
 log = logging.getLogger("baton.outbox")

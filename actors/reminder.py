@@ -21,13 +21,14 @@ from datetime import UTC, datetime, timedelta
 
 import dramatiq
 
-from actors import db, deliveries
+from actors import deliveries
 from actors.broker import broker
 from actors.chat import headline
 from actors.context import load
 from actors.email import SMTP_CONNECTIONS_PER_BATCH, send_batch
 from actors.email import lease_s as email_lease_s
 from settings import get_settings
+from tables import db
 from tables.enums import PRIORITIES, SENIOR_ROLES
 
 log = logging.getLogger("baton.actors.reminder")

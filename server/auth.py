@@ -22,8 +22,9 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from server import db, tokens
+from server import tokens
 from server.problems import Problem
+from tables import db
 from tables.enums import Role
 
 log = logging.getLogger("baton.auth")

@@ -29,8 +29,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from server import db, tokens
+from server import tokens
 from server.inbox_limits import CLOSE_BAD_AUTH, CLOSE_FORBIDDEN, Closing
+from tables import db
 
 log = logging.getLogger("baton.inbox")
 

@@ -7,9 +7,9 @@ import binascii
 import uuid
 from datetime import datetime
 
-from server import db
 from server.problems import Problem
 from server.schemas.background import NotificationOut, NotificationsPage
+from tables import db
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

@@ -22,7 +22,7 @@ from typing import Literal
 import dramatiq
 import msgspec
 
-from actors import db, deliveries
+from actors import deliveries
 from actors.ai_client import call_budget_s
 from actors.broker import broker
 from actors.context import HandoffContext, load
@@ -32,6 +32,7 @@ from actors.psa import ADAPTERS
 from actors.psa.base import Note, PsaConnectionInfo
 from actors.slots import PSA, SLOW_ACTOR_PRIORITY, in_slot
 from settings import get_settings
+from tables import db
 
 log = logging.getLogger("baton.actors.psa")
 

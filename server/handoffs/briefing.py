@@ -11,9 +11,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from server import db
 from server.handoffs.jobs import GENERATE_BRIEFING
 from server.handoffs.read import handoff_not_found
+from tables import db
 
 # Unless one is ready or already asked for: pending, and the ``generate_briefing`` job
 # beside it (as a winning claim writes it, server.handoffs.claim).

@@ -21,16 +21,16 @@ import asyncpg
 import redis.asyncio
 
 from inbox.events import Event, decode_event
-from server import db
 from server.auth import UserCaller
 from server.handoffs.announce import announce
 from server.handoffs.jobs import GENERATE_BRIEFING
 from server.handoffs.read import HANDOFF_COLUMNS, fetch_handoff, handoff_from_row, handoff_not_found
 from server.problems import Problem
 from server.schemas.handoffs import HandoffOut
+from tables import db
 from tables.delivery import ANNOUNCE_EVENTS
 
-# now() as msgspec writes a UTC datetime (server.db.iso): microseconds only when non-zero.
+# now() as msgspec writes a UTC datetime (tables.db.iso): microseconds only when non-zero.
 ISO_NOW = """(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
     || CASE WHEN date_part('microseconds', now())::bigint % 1000000 = 0 THEN ''
             ELSE to_char(now() AT TIME ZONE 'UTC', '.US') END

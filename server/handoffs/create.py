@@ -20,7 +20,6 @@ import asyncpg
 import redis.asyncio
 
 from inbox.events import Event, HandoffCreated, HandoffSuperseded
-from server import db
 from server.auth import UserCaller
 from server.handoffs import idempotency
 from server.handoffs.announce import announce
@@ -29,6 +28,7 @@ from server.handoffs.jobs import enqueue_announcement, enqueue_handoff_jobs
 from server.handoffs.snapshot import build_snapshot
 from server.problems import Problem
 from server.schemas.handoffs import Assessment, HandoffCreate, HandoffOut, Person, PsaNote
+from tables import db
 
 SELF_ESCALATION = "Cannot escalate a session to yourself. Use pause instead."
 # Statuses each intent may start from (SPEC "Session and hand-off states").

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from server import db
 from server.handoffs.read import handoff_not_found
 from server.schemas.background import DeliveriesOut, DeliveryOut
+from tables import db
 
 HANDOFF_EXISTS = "SELECT EXISTS (SELECT 1 FROM session_handoffs WHERE id = $1 AND account_id = $2)"
 

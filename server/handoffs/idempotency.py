@@ -15,9 +15,9 @@ from typing import Any
 
 import msgspec
 
-from server import db
 from server.problems import Problem
 from server.schemas.handoffs import HandoffCreate, HandoffOut
+from tables import db
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 # Printable ASCII: a key ends up in logs and in an index.

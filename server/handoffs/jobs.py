@@ -47,7 +47,7 @@ import asyncpg
 import msgspec
 
 from inbox.events import Event, encode_event
-from server import db
+from tables import db
 from tables.delivery import ANNOUNCE_EVENTS
 from tables.enums import Intent
 

@@ -14,12 +14,12 @@ from typing import Any
 import msgspec
 import redis.asyncio
 
-from server import db
 from server.auth import UserCaller
 from server.handoffs.create import create_handoff
 from server.handoffs.read import handoff_not_found
 from server.schemas.background import DocumentationOut, EscalateOut, EscalateRequest, PsaPushOut
 from server.schemas.handoffs import HandoffCreate
+from tables import db
 
 HANDOFF_EXISTS = "SELECT EXISTS (SELECT 1 FROM session_handoffs WHERE id = $1 AND account_id = $2)"
 

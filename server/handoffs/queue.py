@@ -15,9 +15,9 @@ from datetime import datetime
 
 import msgspec
 
-from server import db
 from server.problems import Problem
 from server.schemas.handoffs import QueueItem, QueuePage
+from tables import db
 from tables.enums import Intent
 
 DEFAULT_LIMIT = 50

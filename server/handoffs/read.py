@@ -8,9 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from server import db
 from server.problems import Problem
 from server.schemas.handoffs import Assessment, HandoffOut, Person, PsaNote
+from tables import db
 
 # The columns every hand-off answer is built from; "h" is session_handoffs.
 HANDOFF_COLUMNS = """

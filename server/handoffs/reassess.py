@@ -15,12 +15,12 @@ import uuid
 
 import redis.asyncio
 
-from server import db
 from server.handoffs.jobs import ASSESS_HANDOFF
 from server.handoffs.read import get_handoff, handoff_not_found
 from server.problems import Problem
 from server.request_redis import REDIS_FAILURES, redis_deadline
 from server.schemas.handoffs import HandoffOut
+from tables import db
 
 log = logging.getLogger("baton.handoffs")
 

@@ -16,13 +16,13 @@ import asyncpg
 import redis.asyncio
 
 from inbox.events import HandoffReleased
-from server import db
 from server.auth import RELEASE_ANY_ROLES, UserCaller
 from server.handoffs.announce import announce
 from server.handoffs.jobs import enqueue_announcement
 from server.handoffs.read import fetch_handoff, handoff_not_found
 from server.problems import Problem
 from server.schemas.handoffs import HandoffOut
+from tables import db
 
 LOCK_HANDOFF = """
 SELECT state, claimed_by, session_id, pre_claim_session_status, target_user_id

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 
 import msgspec
 
-from server import db
 from server.host_app.upsert import CREATED, upsert_in_account
 from server.problems import Problem
 from server.schemas.host_app import ChannelOut, ChannelPut, PsaConnectionOut, PsaConnectionPut
+from tables import db
 
 # Microsoft retired Office 365 connectors: URLs on this host no longer deliver.
 RETIRED_TEAMS_HOST = "webhook.office.com"

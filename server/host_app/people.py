@@ -6,9 +6,9 @@ import uuid
 
 import msgspec
 
-from server import db
 from server.host_app.upsert import CREATED, require_in_account, upsert_in_account
 from server.schemas.host_app import TeamOut, TeamPut, UserOut, UserPut
+from tables import db
 
 UPSERT_USER = f"""
 INSERT INTO users (id, account_id, team_id, email, name, account_role, is_active, created_at, updated_at)

@@ -13,10 +13,10 @@ from typing import Any
 
 import asyncpg
 
-from server import db
 from server.host_app.upsert import CREATED, require_in_account, upsert_in_account
 from server.problems import Problem
 from server.schemas.host_app import BranchOut, SessionOut, SessionPut, StepOut
+from tables import db
 
 # $5 (status) NULL keeps the stored status on update and means 'active' on insert.
 UPSERT_SESSION = f"""

@@ -1,13 +1,17 @@
-"""asyncpg connections from Piccolo's pool, for the queries the API writes as SQL.
+"""Connections, transactions and JSON for every Baton process: the one data-access helper.
 
-The click path (create, claim, release, queue) is written as SQL for its cost: Piccolo's
-query builder adds ~0.23 ms of CPU per query here (``Table.raw`` ~0.04 ms) and several of
-these statements are CTEs that chain a conditional ``UPDATE … RETURNING`` into inserts,
-which the builder does not compose; the hot paths also gain from asyncpg's
-prepared-statement cache. The pool and the
-transaction stay Piccolo's, so there is still one pool per process, opened in the app
-lifespan. JSONB arrives as ``str`` here (no codec on Piccolo's pool): decode it with
-``load_json``; send JSON as text with ``dump_json`` and a ``::jsonb`` cast.
+Web and workers alike take Postgres through here, on the one Piccolo pool a process opens
+(the web in its lifespan, a worker on Dramatiq's asyncio loop: actors.broker.PiccoloPool).
+Queries live beside their tables (``tables/queries/``); this module only hands out
+connections, and does it fairly (``_fair_turn``).
+
+Why raw asyncpg connections at all, on a Piccolo pool: the click path (create, claim,
+release, queue) is written as SQL for its cost — Piccolo's query builder adds ~0.23 ms
+of CPU per query here (``Table.raw`` ~0.04 ms), and a create runs 7–10 statements — and
+several of its statements are CTEs chaining a conditional ``UPDATE … RETURNING`` into
+inserts. Everything else uses the builder. JSONB arrives as ``str`` on these connections
+(no codec on Piccolo's pool): decode it with ``load_json``; send JSON as text with
+``dump_json`` and a ``::jsonb`` cast.
 """
 
 from __future__ import annotations
@@ -32,13 +36,35 @@ T = TypeVar("T")
 # commits, so running the victim again from the start gives the answer it should have had.
 RETRIED_ERRORS: tuple[type[Exception], ...] = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 TRANSACTION_ATTEMPTS = 3
+# Dramatiq starts its worker threads before the hook that opens the pool has run, so a
+# fresh worker's first messages may arrive a moment early: they wait this long for it.
+POOL_WAIT_S = 30.0
+POOL_POLL_S = 0.05
 
 
 @functools.cache
 def _configured_engine() -> Any:
     """piccolo_conf's engine, found once: ``engine_finder`` imports and searches the
-    configuration module each time it is called, on every request."""
+    configuration module each time it is called (~20 µs)."""
     return engine_finder()
+
+
+def pool_running() -> bool:
+    engine: Any = _configured_engine()
+    return engine is not None and engine.pool is not None
+
+
+async def _engine() -> Any:
+    """The engine, once its pool is open (waiting up to ``POOL_WAIT_S`` for it)."""
+    if pool_running():
+        return _configured_engine()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + POOL_WAIT_S
+    while not pool_running():
+        if loop.time() > deadline:
+            raise RuntimeError(f"the Piccolo pool is not running in this process after {POOL_WAIT_S:.0f} s")
+        await asyncio.sleep(POOL_POLL_S)
+    return _configured_engine()
 
 
 # The pool's connections handed out first come, first served; see ``_fair_turn``.
@@ -63,13 +89,6 @@ def _fair_turn(pool: Any) -> asyncio.Semaphore:
     return _turns[1]
 
 
-def _engine() -> Any:
-    engine: Any = _configured_engine()
-    if engine is None or engine.pool is None:
-        raise RuntimeError("the Piccolo pool is not running: is the app lifespan on?")
-    return engine
-
-
 @asynccontextmanager
 async def transaction() -> AsyncIterator[asyncpg.Connection]:
     """One transaction on one pooled connection; committed on exit, rolled back on error.
@@ -77,7 +96,7 @@ async def transaction() -> AsyncIterator[asyncpg.Connection]:
     Nested use is refused: Piccolo's nested ``transaction()`` is not a savepoint, so an
     inner one would silently commit with the outer.
     """
-    engine = _engine()
+    engine = await _engine()
     async with _fair_turn(engine.pool), engine.transaction(allow_nested=False) as txn:
         yield txn.connection
 
@@ -99,9 +118,31 @@ async def in_transaction(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> 
 @asynccontextmanager
 async def connection() -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection in autocommit: each statement is its own transaction."""
-    pool = _engine().pool
+    pool = (await _engine()).pool
     async with _fair_turn(pool), pool.acquire() as conn:
         yield conn
+
+
+async def fetch(sql: str, *args: Any) -> list[asyncpg.Record]:
+    async with connection() as conn:
+        return list(await conn.fetch(sql, *args))
+
+
+async def fetchrow(sql: str, *args: Any) -> asyncpg.Record | None:
+    async with connection() as conn:
+        row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
+        return row
+
+
+async def fetchval(sql: str, *args: Any) -> Any:
+    async with connection() as conn:
+        return await conn.fetchval(sql, *args)
+
+
+async def execute(sql: str, *args: Any) -> str:
+    async with connection() as conn:
+        status: str = await conn.execute(sql, *args)
+        return status
 
 
 _json_encoder = msgspec.json.Encoder()
@@ -111,7 +152,7 @@ def dump_json(value: Any) -> str:
     return _json_encoder.encode(value).decode()
 
 
-def load_json(value: str | None) -> Any:
+def load_json(value: str | bytes | None) -> Any:
     return None if value is None else msgspec.json.decode(value)
 
 
