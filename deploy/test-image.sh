@@ -172,7 +172,10 @@ start_dockerd() { # driver
   OWN_DOCKERD_PID=$!
   export DOCKER_HOST=unix://$RUN_DIR/docker.sock
   for _ in $(seq 1 $((DOCKERD_START_TIMEOUT_S * 2))); do
-    engine_answers && return 0
+    if engine_answers; then
+      rm -f "$CACHE_DIR/dockerd-$driver.failed.log"
+      return 0
+    fi
     kill -0 "$OWN_DOCKERD_PID" 2>/dev/null || break
     sleep 0.5
   done
