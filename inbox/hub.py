@@ -45,11 +45,15 @@ COMMAND_TIMEOUT_S = 10.0
 HEALTH_CHECK_INTERVAL_S = 30
 """redis-py PINGs a pooled connection idle this long before reusing it."""
 COMMAND_RETRIES = 3
+STOP_TIMEOUT_S = 3.0
+"""``stop()`` returns within this, whatever Redis does (the web shutdown's share for the hub)."""
+RECANCEL_INTERVAL_S = 0.1
+"""How often ``stop()`` cancels the loop again while it runs on (see ``_cancel_until_done``)."""
 
 
 @dataclass
 class HubStats:
-    """What the hub has done since it started (exported by /metrics later)."""
+    """What the hub has done since it started."""
 
     subscribers: int = 0
     events_fanned_out: int = 0  # frames queued, counted per subscriber, live or refilled
@@ -115,6 +119,7 @@ class Hub:
         self._redis: redis.asyncio.Redis | None = None
         self._pubsub_redis: redis.asyncio.Redis | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False  # the loop's own check: a cancel alone can be lost (stop())
         self._ever_connected = False
         self._healthy = False  # the last subscription got as far as serving
 
@@ -124,6 +129,7 @@ class Hub:
         """Start the subscriber loop (returns at once; ``connected`` tells when it is live)."""
         if self._task is not None:
             return
+        self._stopping = False
         common: dict[str, Any] = {
             "socket_keepalive": True,
             "socket_connect_timeout": self._connect_timeout_s,
@@ -142,24 +148,32 @@ class Hub:
         )
         self._task = asyncio.create_task(self._run(), name="inbox-hub")
 
-    async def stop(self) -> None:
-        """Stop the loop, let go of every subscriber, close the connections."""
+    async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop the loop, let go of every subscriber, close the connections; returns
+        within ``timeout_s`` even if Redis hangs (what is left then is logged and dropped)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        self._stopping = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _cancel_until_done(task, deadline)
         for subs in list(self._subscribers.values()):
             for sub in list(subs):
                 sub.drop(DROPPED_HUB_STOPPED)
         self._subscribers.clear()
         self._last_delivered.clear()
         self.stats.subscribers = 0
-        for client in (self._redis, self._pubsub_redis):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.aclose()
+        clients = [client for client in (self._redis, self._pubsub_redis) if client is not None]
         self._redis = self._pubsub_redis = None
+        if clients:
+            closing = asyncio.ensure_future(
+                asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
+            )
+            if not await _done_by(closing, deadline):
+                closing.cancel()
+                log.warning(
+                    "inbox hub: its Redis connections did not close within %.1f s; dropped", timeout_s
+                )
 
     # -- subscribers -------------------------------------------------------------------
 
@@ -270,14 +284,16 @@ class Hub:
     # -- the loop ----------------------------------------------------------------------
 
     async def _run(self) -> None:
-        """Serve the subscription forever: every failure ends in a reconnect."""
+        """Serve the subscription until stopped: every failure ends in a reconnect."""
         delay_s = self._backoff_min_s
-        while True:
+        while not self._stopping:
             try:
                 await self._serve_subscription()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # why so broad: a dead loop is a silently dead inbox
+                if self._stopping:
+                    return
                 self.stats.connection_failures += 1
                 if isinstance(exc, (redis.RedisError, OSError, TimeoutError)):
                     log.warning(
@@ -288,6 +304,8 @@ class Hub:
                     )
                 else:
                     log.exception("inbox hub loop failed; reconnecting in %.2f s", delay_s)
+            if self._stopping:
+                return
             if self._healthy:
                 # It had been up: start the backoff over instead of waiting long.
                 delay_s = self._backoff_min_s
@@ -332,7 +350,7 @@ class Hub:
         """
         loop = asyncio.get_running_loop()
         ping_sent_at: float | None = None
-        while True:
+        while not self._stopping:
             message = await pubsub.get_message(timeout=self._ping_interval_s)
             if message is not None:
                 ping_sent_at = None
@@ -401,3 +419,52 @@ class Hub:
         else:
             self.connected.clear()
             self.disconnected.set()
+
+
+async def _done_by(future: asyncio.Future[Any], deadline: float) -> bool:
+    """Wait for ``future`` until the loop time ``deadline``; whether it is done. (Not
+    ``asyncio.wait_for``: on Python 3.11 that loses a cancel of its caller, see below.)"""
+    left_s = deadline - asyncio.get_running_loop().time()
+    if left_s > 0:
+        await asyncio.wait({future}, timeout=left_s)
+    return future.done()
+
+
+async def _cancel_until_done(task: asyncio.Task[None], deadline: float) -> bool:
+    """Cancel ``task`` until it ends, or until ``deadline`` (then log where it is stuck).
+
+    One cancel is not enough. redis-py sends every command through
+    ``asyncio.wait_for(..., socket_timeout)``, and on Python 3.11 ``wait_for`` swallows
+    a cancel that lands after the send finished but before ``wait_for`` resumed
+    (CPython gh-86296, fixed in 3.12 by gh-96764): the loop went on pinging forever and
+    ``stop()`` never returned. So the cancel is repeated until the task ends, as anyio's
+    cancel scopes do; and the loop checks ``_stopping`` itself at every turn.
+    """
+    loop = asyncio.get_running_loop()
+    while not task.done():
+        if loop.time() >= deadline:
+            log.error(
+                "inbox hub: its loop did not stop in time and is left running; it waits at:\n%s",
+                "".join(_await_chain(task)),
+            )
+            return False
+        task.cancel()
+        await asyncio.wait({task}, timeout=min(RECANCEL_INTERVAL_S, deadline - loop.time()))
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("inbox hub: its loop ended with an error while stopping", exc_info=task.exception())
+    return True
+
+
+def _await_chain(task: asyncio.Task[Any]) -> list[str]:
+    """Where a suspended task waits, outermost first (``Task.print_stack`` shows only
+    the outermost frame of a suspended task)."""
+    lines: list[str] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            lines.append(f"  awaiting {awaited!r}\n")
+            break
+        lines.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}\n")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return lines

@@ -18,6 +18,7 @@ from server.request_body import BatonRequest
 from server.request_context import bind_caller, request_context_middleware
 from server.routes import ROUTES
 from server.schema_page import schema_openapi_config
+from server.shutdown import with_shutdown_deadline
 from settings import Settings, get_settings
 
 log = logging.getLogger("baton.server")
@@ -48,7 +49,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     app = Litestar(
         route_handlers=[*ROUTES, metrics],
-        lifespan=[postgres_pool, redis_client, rate_limiter, inbox_hub, inbox_guard, frozen_startup_heap],
+        # Entered in this order, left in reverse, the leaving watched by a deadline.
+        lifespan=[
+            with_shutdown_deadline(
+                postgres_pool, redis_client, rate_limiter, inbox_hub, inbox_guard, frozen_startup_heap
+            )
+        ],
         on_startup=[document_problems],
         # Outermost first: the request id is bound before anything logs, and the timing
         # includes everything below it.

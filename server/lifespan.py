@@ -3,6 +3,7 @@ hub and its guard."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -18,6 +19,9 @@ from tables.pool import POOL_OPTIONS
 log = logging.getLogger("baton.server")
 
 POOL_MAX_SIZE = 20
+POOL_CLOSE_TIMEOUT_S = 3.0
+"""asyncpg's ``close()`` waits, unbounded, for every connection in use to come back;
+after this the rest are terminated (their queries end with the process anyway)."""
 
 
 @asynccontextmanager
@@ -29,7 +33,24 @@ async def postgres_pool(app: Litestar) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await engine.close_connection_pool()
+        await close_pool(engine, POOL_CLOSE_TIMEOUT_S)
+
+
+async def close_pool(engine: Any, timeout_s: float) -> None:
+    """Piccolo's ``close_connection_pool``, bounded: a connection still held after
+    ``timeout_s`` (a request cut off by the shutdown) is terminated, not waited for."""
+    pool, engine.pool = engine.pool, None
+    if pool is None:
+        return
+    closing = asyncio.ensure_future(pool.close())
+    await asyncio.wait({closing}, timeout=timeout_s)
+    if not closing.done():
+        log.warning("Postgres pool: connections still in use after %.0f s; terminating them", timeout_s)
+        closing.cancel()
+        pool.terminate()
+    elif not closing.cancelled() and closing.exception() is not None:
+        log.warning("Postgres pool: close failed; terminating it", exc_info=closing.exception())
+        pool.terminate()
 
 
 @asynccontextmanager
@@ -55,7 +76,7 @@ async def inbox_hub(app: Litestar) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await hub.stop()
+        await hub.stop()  # bounded (inbox.hub.STOP_TIMEOUT_S)
 
 
 @asynccontextmanager

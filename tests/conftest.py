@@ -5,6 +5,12 @@ Redis are started under a temporary folder for the session. With ``DATABASE_URL`
 set, a throwaway database is created on that server (and dropped at the end);
 with ``REDIS_URL`` set, that Redis is used and only ``baton:*`` keys are cleared.
 Migrations are applied through Piccolo once; every test starts with empty tables.
+
+The session's folder (``baton-test-*`` in the temp folder: the embedded servers' data, the
+mail written to files) is removed when the run ends, passed, failed, interrupted (Ctrl-C,
+or SIGTERM, which is taken as one) alike. ``BATON_TEST_KEEP_DATA=1`` keeps it, and so
+does a session whose servers failed to start (their logs are in it); the summary at the
+end says where it is.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +32,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import asyncpg
 import pytest
@@ -37,6 +46,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PROCESS_READY_TIMEOUT_S = 30.0
 TEST_JWT_SECRET = "test-secret-" + secrets.token_hex(16)
 TEST_OUTBOUND_ALLOW_CIDRS = "127.0.0.0/8,::1/128"
+KEEP_DATA_ENV = "BATON_TEST_KEEP_DATA"
+KEPT_DATA_DIRS: list[Path] = []
+"""Session folders left in place this run, for the closing summary."""
 
 
 @dataclass
@@ -68,43 +80,76 @@ def _throwaway_database(admin_url: str) -> tuple[str, Callable[[], None]]:
 def services() -> Iterator[SessionServices]:
     data_dir = Path(tempfile.mkdtemp(prefix="baton-test-"))
     found = SessionServices(database_url="", redis_url="", data_dir=data_dir)
+    failed_to_start = False
     try:
-        if os.environ.get("DATABASE_URL"):
-            found.database_url, drop = _throwaway_database(os.environ["DATABASE_URL"])
-            found.cleanups.append(drop)
-        else:
-            found.postgres = EmbeddedPostgres(data_dir / "postgres", free_port(), durable=False)
-            found.postgres.start()
-            found.cleanups.append(found.postgres.stop)
-            found.database_url = found.postgres.url
-        if os.environ.get("REDIS_URL"):
-            found.redis_url = os.environ["REDIS_URL"]
-        else:
-            found.redis = EmbeddedRedis(data_dir / "redis", free_port(), durable=False)
-            found.redis.start()
-            found.cleanups.append(found.redis.stop)
-            found.redis_url = found.redis.url
+        with _sigterm_as_interrupt():
+            if os.environ.get("DATABASE_URL"):
+                found.database_url, drop = _throwaway_database(os.environ["DATABASE_URL"])
+                found.cleanups.append(drop)
+            else:
+                found.postgres = EmbeddedPostgres(data_dir / "postgres", free_port(), durable=False)
+                found.cleanups.append(found.postgres.stop)
+                found.postgres.start()
+                found.database_url = found.postgres.url
+            if os.environ.get("REDIS_URL"):
+                found.redis_url = os.environ["REDIS_URL"]
+            else:
+                found.redis = EmbeddedRedis(data_dir / "redis", free_port(), durable=False)
+                found.cleanups.append(found.redis.stop)
+                found.redis.start()
+                found.redis_url = found.redis.url
 
-        # Everything below this point — Piccolo, settings, child processes — reads these.
-        os.environ.update(
-            {
-                "DATABASE_URL": found.database_url,
-                "REDIS_URL": found.redis_url,
-                "BATON_DATA_DIR": str(data_dir),
-                "BATON_JWT_SECRET": TEST_JWT_SECRET,
-                # The local fakes of the outside world (PSAs, Slack, Teams) listen on
-                # loopback; tests of the outbound rule itself override this.
-                "BATON_OUTBOUND_ALLOW_CIDRS": TEST_OUTBOUND_ALLOW_CIDRS,
-            }
-        )
-        from settings import get_settings
+            # Everything below this point — Piccolo, settings, child processes — reads these.
+            os.environ.update(
+                {
+                    "DATABASE_URL": found.database_url,
+                    "REDIS_URL": found.redis_url,
+                    "BATON_DATA_DIR": str(data_dir),
+                    "BATON_JWT_SECRET": TEST_JWT_SECRET,
+                    # The local fakes of the outside world (PSAs, Slack, Teams) listen on
+                    # loopback; tests of the outbound rule itself override this.
+                    "BATON_OUTBOUND_ALLOW_CIDRS": TEST_OUTBOUND_ALLOW_CIDRS,
+                }
+            )
+            from settings import get_settings
 
-        get_settings.cache_clear()
-        _migrate()
-        yield found
+            get_settings.cache_clear()
+            _migrate()
+            yield found
+    except Exception:  # only the setup can raise here: a test's failure is not thrown in
+        failed_to_start = True
+        raise
     finally:
         for cleanup in reversed(found.cleanups):
             cleanup()
+        if not failed_to_start and os.environ.get(KEEP_DATA_ENV) != "1":
+            shutil.rmtree(data_dir, ignore_errors=True)
+        else:
+            KEPT_DATA_DIRS.append(data_dir)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI step's timeout, ``timeout``, a harness) stops the run as Ctrl-C does,
+    so the session's teardown still stops the servers and removes their data."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for kept in KEPT_DATA_DIRS:
+        why = f"{KEEP_DATA_ENV}=1" if os.environ.get(KEEP_DATA_ENV) == "1" else "the servers did not start"
+        terminalreporter.write_line(f"test data kept ({why}): {kept}")
 
 
 def _migrate() -> None:

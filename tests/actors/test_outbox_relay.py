@@ -116,11 +116,8 @@ async def test_concurrent_relays_send_each_unsent_row_exactly_once(
 
 
 async def test_sent_rows_are_pruned_after_a_day_and_unsent_ones_never(db: asyncpg.Connection) -> None:
-    from piccolo.engine import engine_finder
-
     from actors.outbox import prune
-    from server.lifespan import POOL_MAX_SIZE
-    from tables.pool import POOL_OPTIONS
+    from tests.api.conftest import running_client
 
     account_id = uuid.uuid4()
     await db.execute("INSERT INTO accounts (id, name) VALUES ($1, 'Prune')", account_id)
@@ -130,14 +127,8 @@ async def test_sent_rows_are_pruned_after_a_day_and_unsent_ones_never(db: asyncp
             f"VALUES (gen_random_uuid(), $1, 'notify_chat', '{{}}', now() - interval '3 days', {sent_at})",
             account_id,
         )
-    # Only the pool prune() queries through, not the whole web app: the app's lifespan
-    # shutdown sometimes never ended here (see the closing note of 2026-12-01).
-    engine = engine_finder()
-    await engine.start_connection_pool(max_size=POOL_MAX_SIZE, **POOL_OPTIONS)
-    try:
+    async for _ in running_client():  # the real app: its lifespan opens the pool prune() uses
         assert await prune() == 1
-    finally:
-        await engine.close_connection_pool()
     assert await db.fetchval("SELECT count(*) FROM outbox") == 2
 
 

@@ -23,6 +23,7 @@ from litestar import Litestar
 
 from inbox import keys
 from server.app import create_app
+from server.shutdown import running_tasks_report
 from server.tokens import mint_service_token, mint_user_token
 from settings import Settings, get_settings
 from tests.conftest import TEST_JWT_SECRET, SessionServices
@@ -52,7 +53,24 @@ async def running_client(settings: Settings | None = None) -> AsyncIterator[http
             yield client
     finally:
         stop.set()
-        await lifespan
+        await _stopped(lifespan)
+
+
+LIFESPAN_STOP_TIMEOUT_S = 15.0
+"""Well past the app's own shutdown deadline (server.shutdown), which logs first."""
+
+
+async def _stopped(lifespan: asyncio.Task[None]) -> None:
+    """The lifespan's shutdown, bounded: a hang fails the test at once, naming every task
+    still running and where it waits, instead of waiting out pytest's timeout."""
+    await asyncio.wait([lifespan], timeout=LIFESPAN_STOP_TIMEOUT_S)
+    if not lifespan.done():
+        report = running_tasks_report(asyncio.get_running_loop())
+        lifespan.cancel()
+        raise AssertionError(
+            f"the app's lifespan did not stop within {LIFESPAN_STOP_TIMEOUT_S:.0f} s; {report}"
+        )
+    lifespan.result()
 
 
 @pytest.fixture

@@ -53,6 +53,8 @@ class ThreadedServer:
         # Set (with an https:// url) before start() to serve TLS.
         self.ssl_context: ssl.SSLContext | None = None
         self.requests: list[Recorded] = []
+        self.cut_off: list[str] = []
+        """Requests whose client went away before their body was read."""
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name=type(self).__name__)
@@ -75,7 +77,14 @@ class ThreadedServer:
 
     @web.middleware
     async def _record(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
-        body = await request.read()
+        try:
+            body = await request.read()
+        except (ConnectionError, asyncio.CancelledError) as exc:
+            # The client gave up (its timeout) before we read its request: it was never
+            # "received", but a test explaining a retry wants to know it arrived.
+            with self._lock:
+                self.cut_off.append(f"{request.method} {request.path}: {type(exc).__name__}")
+            raise
         recorded = Recorded(
             method=request.method,
             path=request.path,

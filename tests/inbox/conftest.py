@@ -8,10 +8,8 @@ session's shared Redis. Meant to be merged into the top-level conftest later.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +23,7 @@ from redis.backoff import ExponentialBackoff
 from cli.embedded_redis import EmbeddedRedis
 from cli.processes import free_port
 from inbox import Hub
+from tests.conftest import SessionServices
 
 HUB_CONNECT_TIMEOUT_S = 10.0
 CLIENT_RETRIES = 5
@@ -38,9 +37,10 @@ StartHub = Callable[..., Awaitable[Hub]]
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[EmbeddedRedis]:
-    """A redis-server we own: ``.stop()`` / ``.start()`` restart it on the same port."""
-    folder = Path(tempfile.mkdtemp(prefix="baton-inbox-redis-"))
+def redis_server(services: SessionServices) -> Iterator[EmbeddedRedis]:
+    """A redis-server we own: ``.stop()`` / ``.start()`` restart it on the same port.
+    In the session's folder, so it goes when the session's data does."""
+    folder = services.data_dir / "inbox-redis"
     server = EmbeddedRedis(folder, free_port(), durable=False)
     server.start()
     try:
