@@ -87,14 +87,18 @@ def services() -> Iterator[SessionServices]:
                 found.database_url, drop = _throwaway_database(os.environ["DATABASE_URL"])
                 found.cleanups.append(drop)
             else:
-                found.postgres = EmbeddedPostgres(data_dir / "postgres", free_port(), durable=False)
+                found.postgres = EmbeddedPostgres(
+                    data_dir / "postgres", free_port(), durable=False, die_with_owner=True
+                )
                 found.cleanups.append(found.postgres.stop)
                 found.postgres.start()
                 found.database_url = found.postgres.url
             if os.environ.get("REDIS_URL"):
                 found.redis_url = os.environ["REDIS_URL"]
             else:
-                found.redis = EmbeddedRedis(data_dir / "redis", free_port(), durable=False)
+                found.redis = EmbeddedRedis(
+                    data_dir / "redis", free_port(), durable=False, die_with_owner=True
+                )
                 found.cleanups.append(found.redis.stop)
                 found.redis.start()
                 found.redis_url = found.redis.url
