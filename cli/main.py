@@ -385,7 +385,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
     ports = [args.port + i for i in range(args.web)]
     children = [Child(f"web-{i + 1}", [*me, "serve", "--port", str(port)]) for i, port in enumerate(ports)]
     worker = [*me, "worker", "--shutdown-timeout", str(DEV_WORKER_SHUTDOWN_TIMEOUT_S)]
-    children += [Child(f"worker-{j + 1}", worker) for j in range(args.workers)]
+    # A worker pool dies with SIGKILL, not SIGTERM: the kernel sends the death signal again
+    # each time the child is handed to another of our threads as they end (twice, with the
+    # demo PSA's thread), and Dramatiq takes a second SIGTERM as "exit now" without
+    # stopping its threads, which then hung for good. Its own worker processes die with it
+    # (cmd_worker); what they held is redelivered.
+    children += [Child(f"worker-{j + 1}", worker, death_signal=signal.SIGKILL) for j in range(args.workers)]
     supervisor = Supervisor(children)
 
     def _stop(signum: int, frame: Any) -> None:

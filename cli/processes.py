@@ -20,7 +20,9 @@ def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> Callable[[], None]:
 
     The kernel's "parent" is the *thread* that forked: start such children from a thread
     that lives as long as the process (the main thread), never from a worker thread
-    (``asyncio.to_thread``), whose end would stop them."""
+    (``asyncio.to_thread``), whose end would stop them. And the signal may come more than
+    once: when a process with several threads dies, the kernel re-parents the child to
+    each remaining thread in turn and sends it again each time."""
 
     def _set() -> None:
         with contextlib.suppress(OSError, AttributeError):

@@ -33,6 +33,8 @@ class Child:
     backoff_s: float = RESTART_BACKOFF_MIN_S
     restart_at: float | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # What the kernel sends it when baton dev dies (see _spawn).
+    death_signal: signal.Signals = signal.SIGTERM
 
     @property
     def pid(self) -> int | None:
@@ -66,7 +68,7 @@ class Supervisor:
             # children in order. die_with_parent: a SIGKILLed `baton dev` takes
             # its children with it instead of leaving them on their ports.
             start_new_session=True,
-            preexec_fn=die_with_parent(signal.SIGTERM),
+            preexec_fn=die_with_parent(child.death_signal),
         )
         child.started_at = time.monotonic()
         child.restart_at = None

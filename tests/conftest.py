@@ -322,6 +322,19 @@ class BatonProcesses:
 
 
 @pytest.fixture
+def postgres_home() -> Iterator[Path]:
+    """A fresh folder for an embedded Postgres a test starts itself, outside pytest's
+    basetemp: as root, Postgres runs as the ``pgserver`` user and needs o+x on every
+    parent, and each pytest session starting on the machine makes /tmp/pytest-of-<user>
+    0700 again, pulling the floor from under a cluster another session runs there."""
+    folder = Path(tempfile.mkdtemp(prefix="baton-test-pg-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
 def baton(services: SessionServices, tmp_path: Path) -> Iterator[BatonProcesses]:
     processes = BatonProcesses(tmp_path)
     try:

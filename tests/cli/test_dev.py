@@ -95,9 +95,9 @@ def _our_processes(data_dir: Path) -> list[int]:
     return sorted(found)
 
 
-def test_a_sigkilled_dev_restarts_cleanly_and_commands_share_its_services(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    log_path = tmp_path / "dev.log"
+def test_a_sigkilled_dev_restarts_cleanly_and_commands_share_its_services(postgres_home: Path) -> None:
+    data_dir = postgres_home / "data"
+    log_path = postgres_home / "dev.log"
     port = free_port()
 
     first = _start_dev(data_dir, port, log_path)
@@ -106,9 +106,10 @@ def test_a_sigkilled_dev_restarts_cleanly_and_commands_share_its_services(tmp_pa
         # The demo's session on a PSA ticket gets its note from dev's own demo PSA.
         created = _escalate_as_the_banner_shows(log_path)
         assert created["snapshot"]["problem_summary"].startswith("Outlook")
-        notes = data_dir / "demo-psa" / "ticket-48213.txt"
-        wait_for(notes.exists, 30, f"the demo PSA to get the note:\n{log_path.read_text()[-3000:]}")
-        assert f"hand-off {created['id']}: PSA push pushed" in log_path.read_text()
+        pushed = f"hand-off {created['id']}: PSA push pushed"
+        wait_for(lambda: pushed in log_path.read_text(), 30, "the worker to record the PSA note")
+        notes = (data_dir / "demo-psa" / "ticket-48213.txt").read_text()
+        assert f"Escalated: {created['snapshot']['problem_summary']}" in notes
         old_postgres = embedded_postgres.running_pid(data_dir / "postgres")
         old_redis = _redis_pid(data_dir)
         assert old_postgres and pid_alive(old_redis)
@@ -189,11 +190,11 @@ def test_a_sigkilled_dev_restarts_cleanly_and_commands_share_its_services(tmp_pa
     wait_for(lambda: not _our_processes(data_dir), 15, "every process of the run to stop after Ctrl-C")
 
 
-def test_ctrl_c_stops_dev_promptly_while_an_ai_call_is_in_flight(tmp_path: Path) -> None:
+def test_ctrl_c_stops_dev_promptly_while_an_ai_call_is_in_flight(postgres_home: Path) -> None:
     """In development a stop does not wait out the work in hand (production's pools drain
     for 30 s): an AI call that hangs is cut short and redelivered at the next start. The
     call is caused by pasting the escalation the banner offers."""
-    data_dir, log_path, port = tmp_path / "data", tmp_path / "dev.log", free_port()
+    data_dir, log_path, port = postgres_home / "data", postgres_home / "dev.log", free_port()
     with FakeAnthropic() as ai:
         ai.always(tool(GOOD_ASSESSMENT, delay_s=120))
         dev = _start_dev(data_dir, port, log_path, env=ai.env())

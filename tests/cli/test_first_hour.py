@@ -118,15 +118,15 @@ def test_a_port_asked_for_that_is_taken_is_refused_with_what_to_do(tmp_path: Pat
     assert "Traceback" not in done.stderr
 
 
-def test_a_remembered_port_that_is_taken_moves_and_says_so(tmp_path: Path) -> None:
+def test_a_remembered_port_that_is_taken_moves_and_says_so(postgres_home: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        (tmp_path / "services.json").write_text(json.dumps({"postgres_port": port}))
-        done = baton("migrate", env={"DATABASE_URL": "", "BATON_DATA_DIR": str(tmp_path)})
+        (postgres_home / "services.json").write_text(json.dumps({"postgres_port": port}))
+        done = baton("migrate", env={"DATABASE_URL": "", "BATON_DATA_DIR": str(postgres_home)})
     assert done.returncode == 0, done.stderr
-    moved = json.loads((tmp_path / "services.json").read_text())["postgres_port"]
+    moved = json.loads((postgres_home / "services.json").read_text())["postgres_port"]
     assert moved != port
     assert (
         f"Postgres: port {port} is taken; listening on {moved} instead (choose one with --pg-port)"

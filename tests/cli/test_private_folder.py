@@ -22,8 +22,8 @@ from cli.processes import free_port
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root hands Postgres to another user")
 
 
-def test_postgres_starts_from_binaries_and_data_inside_private_folders(tmp_path: Path) -> None:
-    checkout = tmp_path / "private-clone"  # e.g. /root/baton
+def test_postgres_starts_from_binaries_and_data_inside_private_folders(postgres_home: Path) -> None:
+    checkout = postgres_home / "private-clone"  # e.g. /root/baton
     site_packages = checkout / ".venv" / "site-packages"
     installed = Path(embedded_postgres._bin_dir()).parent.parent  # site-packages/pgserver
     # The package and the shared libraries its binaries find by rpath ($ORIGIN/../../../pgserver.libs).
@@ -31,7 +31,7 @@ def test_postgres_starts_from_binaries_and_data_inside_private_folders(tmp_path:
         shutil.copytree(installed.parent / name, site_packages / name, symlinks=True)
     venv_install = site_packages / "pgserver" / "pginstall"
     checkout.chmod(0o700)
-    data = tmp_path / "private-data"  # e.g. mktemp -d
+    data = postgres_home / "private-data"  # e.g. mktemp -d
     data.mkdir(mode=0o700)
 
     server = EmbeddedPostgres(data / "postgres", free_port(), durable=False, bin_dir=venv_install / "bin")
