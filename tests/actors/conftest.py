@@ -65,6 +65,17 @@ async def eventually(
         await asyncio.sleep(POLL_S)
 
 
+async def announcements_sent(db: asyncpg.Connection, account_id: uuid.UUID, count: int) -> bool:
+    """The account's ``count`` ``announce_events`` outbox rows are all sent: a relay has
+    published their events (or found them out already), and will not again."""
+    sent = await db.fetchval(
+        "SELECT count(*) FROM outbox WHERE account_id = $1 AND actor_name = 'announce_events' "
+        "AND sent_at IS NOT NULL",
+        account_id,
+    )
+    return bool(sent == count)
+
+
 async def settled(check: Callable[[], Awaitable[Any]], quiet_s: float = 1.0) -> Any:
     """``check``'s value once it has stopped changing for ``quiet_s`` (nothing more is coming)."""
     last = await check()
