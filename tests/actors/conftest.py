@@ -17,13 +17,13 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.api.conftest import API, Person, Tenant, client, new_tenant, tenant
+from tests.api.conftest import API, Person, Tenant, client, inbox_redis, new_tenant, tenant
 from tests.fakes.anthropic_api import FakeAnthropic
 from tests.fakes.chat import FakeWebhooks
 from tests.fakes.psa import FakeAutotask, FakeConnectWise, FakeHaloPsa, FakePsa
 from tests.fakes.smtp import FakeSmtp
 
-__all__ = ["client", "tenant"]  # the fixtures of tests.api, shared
+__all__ = ["client", "inbox_redis", "tenant"]  # the fixtures of tests.api, shared
 
 POLL_S = 0.05
 
