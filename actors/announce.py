@@ -2,13 +2,14 @@
 
 The web publishes a change's events (create, claim, release) right after its commit; the
 same transaction wrote an ``announce_events`` outbox row holding them
-(``server.handoffs.jobs``, ``server.handoffs.claim``). The outbox relay publishes each
-under the same once-name the web used (``once_name``), so an event goes out exactly once
-whoever gets there: usually the web did, and this finds nothing to do; with Redis
-restarting at that moment, or the web process killed right after its commit, this is
-what puts the event into every inbox. The relay does it itself, in commit order, rather
-than through Dramatiq, whose messages run in any order: a claim and its release made
-while Redis was down must reach the inbox as claimed, then released.
+(``server.handoffs.jobs``, ``server.handoffs.claim``). The outbox relay publishes them
+again through the same ``inbox.publish_announcement``, under the same once-names, so an
+event goes out exactly once whoever gets there: usually the web did, and this finds
+nothing to do; with Redis restarting at that moment, or the web process killed right
+after its commit, this is what puts the event into every inbox. The relay does it
+itself, in commit order, rather than through Dramatiq, whose messages run in any order:
+a claim and its release made while Redis was down must reach the inbox as claimed, then
+released.
 """
 
 from __future__ import annotations
@@ -19,25 +20,18 @@ from typing import Any
 import dramatiq
 import msgspec
 
+import inbox
 from actors.broker import broker
 from actors.events import redis_client
-from inbox import decode_event, publish
 
 log = logging.getLogger("baton.actors.announce")
 
 
-def once_name(announcement_id: object, index: int) -> str:
-    """The once-name of an announcement's ``index``-th event (``inbox.publish(once=…)``)."""
-    return f"announcement:{announcement_id}:{index}"
-
-
 async def publish_announcement(account_id: str, announcement_id: str, events: list[dict[str, Any]]) -> None:
-    """Each event of an announcement, under its once-name: a no-op for those the web
+    """An ``announce_events`` row's payload published: a no-op for the events the web
     already published. Raises when Redis cannot be reached."""
-    client = redis_client()
-    for index, fields in enumerate(events):
-        event = decode_event(msgspec.json.encode(fields))
-        await publish(client, account_id, event, once=once_name(announcement_id, index))
+    decoded = [inbox.decode_event(msgspec.json.encode(fields)) for fields in events]
+    await inbox.publish_announcement(redis_client(), account_id, announcement_id, decoded)
     log.debug("announcement %s: %d event(s) in the inbox", announcement_id, len(events))
 
 

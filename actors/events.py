@@ -1,9 +1,10 @@
-"""Inbox events from the actors, published on the worker's loop, each at most once per hand-off.
+"""The workers' side of the inbox: their Redis client, and the actors' events, each at most
+once per hand-off.
 
-Each is published under the once-name ``{event type}:{handoff_id}`` (``inbox.publish``'s
-``once``): the mark and the event are written by one script, so a retried or
-redelivered actor, or one killed right after publishing, never announces twice. The
-keys are the inbox's (``inbox/keys.py``).
+``publish_once`` goes through ``inbox.publish_once_per_handoff``: the event and its
+once-mark are written by one script, so a retried or redelivered actor, or one killed
+right after publishing, never announces twice. The once-names and keys are the inbox's
+(``inbox/keys.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import weakref
 
 import redis.asyncio
 
-from inbox import Event, keys, publish
+from inbox import Event, event_type, keys, publish_once_per_handoff
 from settings import get_settings
 
 log = logging.getLogger("baton.actors")
@@ -47,18 +48,11 @@ async def publish_once(account_id: uuid.UUID, handoff_id: uuid.UUID, event: Even
 
     Raises when Redis is unreachable, so the actor's message is retried.
     """
-    event_type: str = type(event).__struct_config__.tag  # type: ignore[assignment]
-    # One script: the event and its once-mark go together, or neither does.
-    event_id = await publish(redis_client(), account_id, event, once=once_name(handoff_id, event_type))
-    log.info("published %s for hand-off %s (or it was already)", event_type, handoff_id)
+    event_id = await publish_once_per_handoff(redis_client(), account_id, handoff_id, event)
+    log.info("published %s for hand-off %s (or it was already)", event_type(event), handoff_id)
     return event_id
-
-
-def once_name(handoff_id: object, event_type: str) -> str:
-    """The once-name an actor publishes a hand-off's event under."""
-    return f"{event_type}:{handoff_id}"
 
 
 def published_mark_key(account_id: object, handoff_id: object, event_type: str) -> str:
     """The Redis key marking that event as published: deleting it lets it go out again."""
-    return keys.published_mark(account_id, once_name(handoff_id, event_type))
+    return keys.handoff_event_mark(account_id, handoff_id, event_type)

@@ -12,12 +12,13 @@ from .events import (
     HandoffSuperseded,
     decode_event,
     encode_event,
+    event_type,
 )
 from .frames import RESYNC_FRAME, decode_frame, frame_id
 from .history import RESYNC, Resync, last_event_id, replay
 from .hub import Hub, HubNotStarted, HubStats
 from .ids import ZERO_ID, InvalidEventId, parse_event_id
-from .publish import publish, publish_sync
+from .publish import publish, publish_announcement, publish_once_per_handoff, publish_sync
 from .subscriber import CLIENT_BUFFER_EVENTS, Subscriber, SubscriberDropped
 
 __all__ = [
@@ -42,10 +43,13 @@ __all__ = [
     "decode_event",
     "decode_frame",
     "encode_event",
+    "event_type",
     "frame_id",
     "last_event_id",
     "parse_event_id",
     "publish",
+    "publish_announcement",
+    "publish_once_per_handoff",
     "publish_sync",
     "replay",
 ]

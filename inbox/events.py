@@ -73,6 +73,12 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Event)
 
 
+def event_type(event: Event) -> str:
+    """The event's wire ``type``, e.g. ``"handoff_assessment_ready"``."""
+    tag: str = type(event).__struct_config__.tag  # type: ignore[assignment]  # every Event has one
+    return tag
+
+
 def encode_event(event: Event) -> bytes:
     """The event's JSON without an id: ``{"type": ..., ...fields}``."""
     return _encoder.encode(event)

@@ -9,13 +9,24 @@
 ``baton:inbox:{<account_id>}:live``     Pub/sub channel carrying each event's frame
     ``{"id", "type", ...}``, published by the same Lua script that XADDs it.
 ``baton:inbox:*:live``                  The one pattern every hub PSUBSCRIBEs to.
-``baton:inbox:{<account_id>}:published:<name>``  String: the id of the event published
-    under that name by ``publish(..., once=name)``, kept ``ONCE_MARK_TTL_S``. Set by the
-    same script that publishes, so an event asked for twice (the web after its commit,
-    then the outbox's fallback) goes out exactly once.
+``baton:inbox:{<account_id>}:published:<once-name>``  String: the id of the event
+    published under that once-name (``publish(..., once=name)``), kept
+    ``ONCE_MARK_TTL_S``. Set by the same script that publishes, so an event asked for
+    twice goes out exactly once; deleting it lets the event go out again. The once-names,
+    made only by the two functions below (a deploy that renamed them would lose every
+    mark and publish again what was already out):
+
+    ``announcement:<announcement id>:<index>`` (``announcement_once_name``)
+        The ``index``-th event of a committed change (create, claim, release): the web
+        publishes it after the commit, the change's ``announce_events`` outbox row when
+        the web could not; whichever comes second publishes nothing.
+    ``<event type>:<handoff id>`` (``handoff_event_once_name``)
+        An actor's event, once per hand-off (``handoff_assessment_ready``,
+        ``handoff_briefing_ready``): a retried or redelivered actor publishes nothing; an
+        assessment retry deletes the mark so its result is announced.
 
 The braces are a Redis Cluster hash tag: an account's keys share one slot, so the publish
-script may touch both of them.
+script may touch all of them.
 """
 
 from __future__ import annotations
@@ -40,6 +51,21 @@ def trimmed_marker(account_id: object) -> str:
 def published_mark(account_id: object, name: str) -> str:
     """Set once the event named ``name`` was published to the account."""
     return f"{_PREFIX}{account_id}}}:published:{name}"
+
+
+def announcement_once_name(announcement_id: object, index: int) -> str:
+    """The once-name of a committed change's ``index``-th event (see the schema above)."""
+    return f"announcement:{announcement_id}:{index}"
+
+
+def handoff_event_once_name(handoff_id: object, event_type: str) -> str:
+    """The once-name of an actor's ``event_type`` event for a hand-off (see the schema above)."""
+    return f"{event_type}:{handoff_id}"
+
+
+def handoff_event_mark(account_id: object, handoff_id: object, event_type: str) -> str:
+    """The mark of a hand-off's once-only ``event_type`` event: deleting it lets it go out again."""
+    return published_mark(account_id, handoff_event_once_name(handoff_id, event_type))
 
 
 def live_channel(account_id: object) -> str:

@@ -1,10 +1,26 @@
-"""Publish an event: XADD it to the account's stream and PUBLISH its frame, atomically.
+"""Publishing an inbox event: the one path the web and the workers both take.
 
-One Lua script does both so no event is ever live without history or the other way round;
-a hub that missed the PUBLISH (reconnecting) finds the event in the stream.
+An event is XADDed to the account's stream and its frame PUBLISHed by one Lua script, so
+no event is ever live without history or the other way round; a hub that missed the
+PUBLISH (reconnecting) finds the event in the stream. Under a once-name (``inbox/keys.py``
+says which names there are) the same script first checks and then sets the event's
+once-mark, so an event asked for twice goes out once, whoever asks second:
+
+- ``publish_announcement``: a committed change's events (create, claim, release). The web
+  calls it right after the commit (``server/handoffs/announce.py``, within its request
+  deadline); the change's ``announce_events`` outbox row calls it again from the workers'
+  relay (``actors/announce.py``), a no-op unless the web could not.
+- ``publish_once_per_handoff``: an actor's event (``actors/events.py``), at most once per
+  hand-off whatever retries or redeliveries run it again.
+- ``publish`` / ``publish_sync``: one event, once-name optional (tests, benchmarks).
+
+The callers bring their own Redis client (the web's bounded one, a worker's); nothing
+here retries or swallows an error: the caller decides what a failure means.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import redis
 import redis.asyncio
@@ -12,7 +28,7 @@ import redis.asyncio
 from settings import get_settings
 
 from . import keys
-from .events import Event, encode_event
+from .events import Event, encode_event, event_type
 
 # KEYS[1] stream, KEYS[2] trimmed marker
 # ARGV[1] live channel, ARGV[2] history max events, ARGV[3] event JSON (an object, no id)
@@ -102,3 +118,28 @@ def publish_sync(
     script_keys, args = _script_input(account_id, event, history_max_events)
     script = redis_client.register_script(PUBLISH_SCRIPT)
     return _as_str(script(keys=script_keys, args=args))
+
+
+async def publish_announcement(
+    redis_client: redis.asyncio.Redis,
+    account_id: object,
+    announcement_id: object,
+    events: Sequence[Event],
+) -> list[str]:
+    """Publish a committed change's ``events`` in order, each under its once-name; their
+    event ids (the first publish's, for those already out). Raises at the first failure:
+    the rest is left to whoever publishes the announcement next."""
+    return [
+        await publish(
+            redis_client, account_id, event, once=keys.announcement_once_name(announcement_id, index)
+        )
+        for index, event in enumerate(events)
+    ]
+
+
+async def publish_once_per_handoff(
+    redis_client: redis.asyncio.Redis, account_id: object, handoff_id: object, event: Event
+) -> str:
+    """Publish ``event`` unless this hand-off's event of its type is already out; its event id."""
+    once = keys.handoff_event_once_name(handoff_id, event_type(event))
+    return await publish(redis_client, account_id, event, once=once)

@@ -17,13 +17,13 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.api.conftest import API, Person, Tenant, client, new_tenant, tenant
+from tests.api.conftest import API, Person, Tenant, client, inbox_redis, new_tenant, tenant
 from tests.fakes.anthropic_api import FakeAnthropic
 from tests.fakes.chat import FakeWebhooks
 from tests.fakes.psa import FakeAutotask, FakeConnectWise, FakeHaloPsa, FakePsa
 from tests.fakes.smtp import FakeSmtp
 
-__all__ = ["client", "tenant"]  # the fixtures of tests.api, shared
+__all__ = ["client", "inbox_redis", "tenant"]  # the fixtures of tests.api, shared
 
 POLL_S = 0.05
 
@@ -63,6 +63,17 @@ async def eventually(
             detail = f"\n--- worker log ---\n{log()[-6000:]}" if log else ""
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}{detail}")
         await asyncio.sleep(POLL_S)
+
+
+async def announcements_sent(db: asyncpg.Connection, account_id: uuid.UUID, count: int) -> bool:
+    """The account's ``count`` ``announce_events`` outbox rows are all sent: a relay has
+    published their events (or found them out already), and will not again."""
+    sent = await db.fetchval(
+        "SELECT count(*) FROM outbox WHERE account_id = $1 AND actor_name = 'announce_events' "
+        "AND sent_at IS NOT NULL",
+        account_id,
+    )
+    return bool(sent == count)
 
 
 async def settled(check: Callable[[], Awaitable[Any]], quiet_s: float = 1.0) -> Any:

@@ -19,7 +19,7 @@ from tests.api.conftest import API, new_tenant
 from tests.conftest import BatonProcesses
 from tests.fakes.tcp_proxy import TcpProxy
 
-from .conftest import eventually, worker_env
+from .conftest import announcements_sent, eventually, worker_env
 
 WAIT_S = 30
 
@@ -64,14 +64,11 @@ async def test_a_create_the_web_could_not_announce_is_announced_once_when_redis_
     redis_proxy.up()
     worker = baton.worker(env=worker_env())
 
-    async def both_announced() -> list[str] | None:
-        found = await _created_events(redis_url, acme.account_id)
-        return found if len(found) >= 2 else None
-
-    found = await eventually(both_announced, WAIT_S, "the relay's announcement", worker.log)
-    await asyncio.sleep(1.0)  # the first create's job ran too, and must have added nothing
+    # Both creates' rows relayed: the first one's found its event out and added nothing.
+    await eventually(
+        lambda: announcements_sent(db, acme.account_id, 2), WAIT_S, "the relay's announcements", worker.log
+    )
     assert await _created_events(redis_url, acme.account_id) == [announced["id"], unannounced["id"]]
-    assert found[:2] == [announced["id"], unannounced["id"]]
 
     # A senior who reconnects with since= gets it like any other event.
     url = server.base_url.replace("http://", "ws://") + f"{API}/inbox?since=0-0"
@@ -109,12 +106,14 @@ async def test_a_claim_and_a_release_made_while_redis_is_down_reach_the_inbox_on
     redis_proxy.up()
     worker = baton.worker(env=worker_env())
 
-    async def both_announced() -> list[tuple[str, str]] | None:
-        found = await _events_of(redis_url, acme.account_id, moves)
-        return found if len(found) >= 2 else None
-
-    found = await eventually(both_announced, WAIT_S, "the relay's announcements", worker.log)
-    assert found == [("handoff_claimed", handoff["id"]), ("handoff_released", handoff["id"])]
+    # The create's row, the claim's and the release's, relayed in commit order.
+    await eventually(
+        lambda: announcements_sent(db, acme.account_id, 3), WAIT_S, "the relay's announcements", worker.log
+    )
+    assert await _events_of(redis_url, acme.account_id, moves) == [
+        ("handoff_claimed", handoff["id"]),
+        ("handoff_released", handoff["id"]),
+    ]
     claimed_event = next(
         e for e in await _stream(redis_url, acme.account_id) if e["type"] == "handoff_claimed"
     )

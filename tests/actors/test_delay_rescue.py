@@ -7,7 +7,6 @@ message would wait for the worker to die.
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
@@ -20,8 +19,9 @@ from cli.processes import free_port
 from tests.conftest import BatonProcesses, wait_for
 
 DELAY_MS = 12_000
-# Longer than redis-py's own reconnect attempts, so the worker's consumers see the error.
-OUTAGE_S = 5.0
+# Dramatiq's ConsumerThread logs this, and forgets the delayed messages it holds, once
+# redis-py has given up reconnecting: Redis stays down until the worker says so.
+CONSUMER_LOST_REDIS = "ConsumerThread(maintenance.DQ): Consumer encountered a connection error"
 NAMESPACE = "baton"  # actors.broker.NAMESPACE (importing it would build the broker here)
 
 
@@ -51,7 +51,11 @@ def test_a_delayed_message_held_across_a_redis_restart_still_runs(
         wait_for(held_by_the_worker, 30, f"the worker to take the delayed message:\n{worker.log()}")
         client.close()
         own_redis.stop()
-        time.sleep(OUTAGE_S)
+        wait_for(
+            lambda: CONSUMER_LOST_REDIS in worker.log(),
+            30,
+            "the worker's delay-queue consumer to lose Redis",
+        )
         own_redis.start()
 
         client = redis.Redis.from_url(own_redis.url)

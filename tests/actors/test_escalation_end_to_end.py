@@ -10,8 +10,7 @@ import httpx
 import msgspec
 import redis.asyncio
 
-from inbox import keys
-from tests.api.conftest import API, new_tenant
+from tests.api.conftest import API, inbox_events, new_tenant, next_inbox_event
 from tests.conftest import BatonProcesses
 from tests.fakes.anthropic_api import GOOD_ASSESSMENT, FakeAnthropic
 from tests.fakes.chat import FakeWebhooks
@@ -32,7 +31,7 @@ async def test_one_escalation_reaches_every_channel_once(
     baton: BatonProcesses,
     served_client: httpx.AsyncClient,
     db: asyncpg.Connection,
-    redis_url: str,
+    inbox_redis: redis.asyncio.Redis,
     ai: FakeAnthropic,
     smtp: FakeSmtp,
     webhooks: FakeWebhooks,
@@ -60,12 +59,18 @@ async def test_one_escalation_reaches_every_channel_once(
     handoff_id = created["id"]
     created_id = uuid.UUID(handoff_id)
 
-    async def assessed() -> asyncpg.Record | None:
-        return await db.fetchrow(
-            "SELECT * FROM session_handoffs WHERE id = $1 AND assessment_status = 'ready'", created_id
-        )
-
-    handoff = await eventually(assessed, WAIT_S, "the assessment", worker.log)
+    # Saved, then announced: the inbox's event is the moment the assessment is there.
+    ready = await next_inbox_event(
+        inbox_redis, acme.account_id, "handoff_assessment_ready", WAIT_S, log=worker.log
+    )
+    assert ready == {
+        "type": "handoff_assessment_ready",
+        "handoff_id": handoff_id,
+        "session_id": str(session_id),
+        "has_assessment": True,
+    }
+    handoff = await db.fetchrow("SELECT * FROM session_handoffs WHERE id = $1", created_id)
+    assert handoff["assessment_status"] == "ready"
     assert handoff["ai_assessment"] == GOOD_ASSESSMENT["summary_prose"]
     assert msgspec.json.decode(handoff["ai_assessment_data"])["confidence"] == "high"
     package = msgspec.json.decode(
@@ -150,19 +155,13 @@ async def test_one_escalation_reaches_every_channel_once(
     # Claimed: the briefing is written for the claimer.
     assert (await acme.claim(senior, handoff_id)).status_code == 200
 
-    async def briefing() -> dict[str, object] | None:
-        answer = await served_client.get(f"{API}/handoffs/{handoff_id}/briefing", headers=senior.headers)
-        return answer.json() if answer.status_code == 200 else None
-
-    brief = await eventually(briefing, WAIT_S, "the briefing", worker.log)
+    await next_inbox_event(inbox_redis, acme.account_id, "handoff_briefing_ready", WAIT_S, log=worker.log)
+    answer = await served_client.get(f"{API}/handoffs/{handoff_id}/briefing", headers=senior.headers)
+    assert answer.status_code == 200, answer.text
+    brief = answer.json()
     assert brief["status"] == "ready" and str(brief["briefing"]).startswith("Briefing:")
 
-    client = redis.asyncio.Redis.from_url(redis_url)
-    try:
-        entries = await client.xrange(keys.stream(acme.account_id), "-", "+")
-    finally:
-        await client.aclose()
-    types = [msgspec.json.decode(fields[b"e"])["type"] for _, fields in entries]
+    types = [event["type"] for event in await inbox_events(inbox_redis, acme.account_id)]
     assert types == [
         "handoff_created",
         "handoff_assessment_ready",

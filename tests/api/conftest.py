@@ -29,6 +29,8 @@ from settings import Settings, get_settings
 from tests.conftest import TEST_JWT_SECRET, SessionServices
 
 PROBLEM_JSON = "application/problem+json"
+# Each XREAD BLOCK within the client's socket timeout (redis-py's default is 5 s).
+XREAD_BLOCK_MAX_S = 1.0
 API = "/api/v1"
 
 
@@ -92,6 +94,34 @@ async def inbox_events(redis_client: redis.asyncio.Redis, account_id: uuid.UUID)
     """Every event published to the account's inbox so far, oldest first."""
     entries = await redis_client.xrange(keys.stream(account_id), "-", "+")
     return [msgspec.json.decode(fields[b"e"]) for _, fields in entries]
+
+
+async def next_inbox_event(
+    redis_client: redis.asyncio.Redis,
+    account_id: uuid.UUID,
+    event_type: str,
+    timeout_s: float,
+    *,
+    after: str = "0-0",
+    log: Callable[[], str] | None = None,
+) -> dict[str, Any]:
+    """The account's first ``event_type`` event after ``after``, waited for on its stream
+    (XREAD BLOCK: Redis answers when the event is added, nothing is polled)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    stream = keys.stream(account_id)
+    cursor: str | bytes = after
+    while (left_s := deadline - loop.time()) > 0:
+        block_ms = max(1, int(min(left_s, XREAD_BLOCK_MAX_S) * 1000))
+        replies = await redis_client.xread({stream: cursor}, count=100, block=block_ms)
+        for _, entries in replies or []:
+            for entry_id, fields in entries:
+                cursor = entry_id
+                event: dict[str, Any] = msgspec.json.decode(fields[b"e"])
+                if event["type"] == event_type:
+                    return event
+    detail = f"\n--- log ---\n{log()[-6000:]}" if log else ""
+    raise AssertionError(f"no {event_type} in account {account_id}'s inbox within {timeout_s:g} s{detail}")
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -51,6 +51,7 @@ class TcpProxy:
 
     def stop(self) -> None:
         self.down()
+        self._run(self._finish_clients())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(TIMEOUT_S)
 
@@ -66,6 +67,14 @@ class TcpProxy:
         for writer in list(self._writers):
             writer.close()
         self._writers.clear()
+
+    async def _finish_clients(self) -> None:
+        # A connection's pipes may still be waiting on a closed peer: end them here, or the
+        # stopped loop leaves them pending ("Task was destroyed but it is pending!").
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

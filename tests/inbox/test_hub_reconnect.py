@@ -22,6 +22,7 @@ from .helpers import created, next_ids
 pytestmark = pytest.mark.asyncio
 
 RECONNECT_TIMEOUT_S = 15.0
+QUIET_ROUNDS = 8
 
 
 async def test_after_a_redis_restart_missed_events_are_refilled_once_and_live_ones_flow(
@@ -119,15 +120,29 @@ async def test_a_subscription_that_goes_silent_is_noticed_and_replaced(
 
 
 async def test_a_quiet_but_healthy_subscription_is_kept(
-    start_hub: StartHub, aredis: redis.asyncio.Redis, account_id: str
+    start_hub: StartHub, redis_url: str, aredis: redis.asyncio.Redis, account_id: str
 ) -> None:
     hub = await start_hub(ping_interval_s=0.05, pong_timeout_s=0.1)
     sub = await hub.subscribe(account_id)
 
-    # Nothing to await here: the point is that nothing happens while Redis answers PINGs.
-    await asyncio.sleep(0.6)
+    # The hub PINGs a quiet subscription again only once its last PING was answered
+    # (Hub._pump): its next QUIET_ROUNDS PINGs, as Redis sees them, are that many quiet
+    # intervals passed, several pong timeouts in all, with nothing to read but PONGs.
+    await asyncio.wait_for(_pings_seen(redis_url, QUIET_ROUNDS), RECONNECT_TIMEOUT_S)
     event_id = await publish(aredis, account_id, created(1))
 
     assert await next_ids(sub, 1) == [event_id]
     assert hub.stats.connection_failures == 0
     assert hub.stats.reconnects == 0
+
+
+async def _pings_seen(redis_url: str, count: int) -> None:
+    """Returns once Redis has run ``count`` more PINGs (MONITOR: every command it runs)."""
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        async with client.monitor() as monitor:
+            seen = 0
+            while seen < count:
+                seen += (await monitor.next_command())["command"].upper() == "PING"
+    finally:
+        await client.aclose()
