@@ -6,10 +6,10 @@ Queries live beside their tables (``tables/queries/``); this module only hands o
 connections, and does it fairly (``_fair_turn``).
 
 Why raw asyncpg connections at all, on a Piccolo pool: the click path (create, claim,
-release, queue) is written as SQL for its cost — Piccolo's query builder adds ~0.23 ms
-of CPU per query here (``Table.raw`` ~0.04 ms), and a create runs 7–10 statements — and
-several of its statements are CTEs chaining a conditional ``UPDATE … RETURNING`` into
-inserts. Everything else uses the builder. JSONB arrives as ``str`` on these connections
+release, queue) is written as SQL for its cost — Piccolo's query builder adds ~0.2-0.3 ms
+of CPU per query here (``Table.raw`` ~0.04 ms; bench/piccolo_cost.py), and a create runs
+six to eight statements — and several of its statements are CTEs chaining a conditional
+``UPDATE … RETURNING`` into inserts. Everything else uses the builder, through ``run``. JSONB arrives as ``str`` on these connections
 (no codec on Piccolo's pool): decode it with ``load_json``; send JSON as text with
 ``dump_json`` and a ``::jsonb`` cast.
 """

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import asyncpg
 import msgspec
+from piccolo.custom_types import Combinable
 from piccolo.querystring import QueryString
 
 from tables import db
@@ -88,7 +89,7 @@ _n = AppNotification
 _COLUMNS = tuple(getattr(_n, name) for name in Notification.__struct_fields__)
 
 
-def _of_user(account_id: uuid.UUID, user_id: uuid.UUID) -> object:
+def _of_user(account_id: uuid.UUID, user_id: uuid.UUID) -> Combinable:
     return (_n.account_id == account_id) & (_n.user_id == user_id)
 
 
@@ -101,7 +102,7 @@ async def page(
     limit: int,
 ) -> list[Notification]:
     """Newest first, keyset on (created_at, id): at most ``limit`` older than ``after``."""
-    query = _n.select(*_COLUMNS).where(_of_user(account_id, user_id))  # type: ignore[arg-type]
+    query = _n.select(*_COLUMNS).where(_of_user(account_id, user_id))
     if after is not None:
         # A row comparison, which the builder has no word for, so that the index on
         # (user_id, created_at DESC, id DESC) starts the scan at the cursor.
@@ -113,9 +114,7 @@ async def page(
 
 
 async def unread_count(*, account_id: uuid.UUID, user_id: uuid.UUID) -> int:
-    count: int = await db.run(
-        _n.count().where(_of_user(account_id, user_id), _n.read_at.is_null())  # type: ignore[arg-type]
-    )
+    count: int = await db.run(_n.count().where(_of_user(account_id, user_id), _n.read_at.is_null()))
     return count
 
 
@@ -124,7 +123,7 @@ async def mark_read(
 ) -> Notification | None:
     """Marks it read, once (a second call keeps the first ``read_at``); None when it is
     not this user's."""
-    mine = (_n.id == notification_id) & _of_user(account_id, user_id)  # type: ignore[operator]
+    mine = (_n.id == notification_id) & _of_user(account_id, user_id)
     rows = await db.run(
         _n.update({_n.read_at: QueryString("coalesce({}, now())", _n.read_at)})
         .where(mine)
