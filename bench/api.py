@@ -55,12 +55,14 @@ from cli.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from cli.embedded_redis import EmbeddedRedis  # noqa: E402
 from cli.processes import free_port  # noqa: E402
 from server import auth  # noqa: E402
-from server.handoffs import claim, create, idempotency  # noqa: E402
+from server.handoffs import create, idempotency  # noqa: E402
 from server.lifespan import POOL_MAX_SIZE  # noqa: E402
 from server.schemas.handoffs import HandoffCreate  # noqa: E402
 from server.tokens import mint_user_token  # noqa: E402
 from tables.enums import SENIOR_ROLES  # noqa: E402
 from tables.pool import POOL_OPTIONS  # noqa: E402
+from tables.queries import people  # noqa: E402
+from tables.queries.handoffs import claim as claim_query  # noqa: E402
 
 RESULTS_PATH = REPO_ROOT / "bench" / "results" / "api.json"
 CONCURRENCIES = (1, 50)
@@ -323,7 +325,7 @@ def raw_create(pool: asyncpg.Pool, account: Account, sessions: list[uuid.UUID]) 
         session_id = sessions[i]
         key = f"bench-{session_id}"
         async with pool.acquire() as conn:  # as the auth middleware does, on its own connection
-            await conn.fetchrow(auth.LOAD_USER, account.creator_id)
+            await people.user_for_request(conn, user_id=account.creator_id)
         async with pool.acquire() as conn, conn.transaction():
             await create.create_in_transaction(
                 conn,
@@ -346,15 +348,15 @@ def raw_claim(pool: asyncpg.Pool, account: Account, handoffs: list[uuid.UUID]) -
     async def op(i: int) -> None:
         claimer = account.claimer_ids[i % len(account.claimer_ids)]
         async with pool.acquire() as conn:
-            await conn.fetchrow(auth.LOAD_USER, claimer)
+            await people.user_for_request(conn, user_id=claimer)
         async with pool.acquire() as conn:
-            won = await conn.fetchrow(
-                claim.CLAIM,
-                handoffs[i],
-                account.id,
-                claimer,
-                str(uuid.uuid4()),
-                account.claimer_names[claimer],
+            won = await claim_query(
+                conn,
+                handoff_id=handoffs[i],
+                account_id=account.id,
+                claimer_id=claimer,
+                claimer_name=account.claimer_names[claimer],
+                announcement_id=uuid.uuid4(),
             )
             if won is None:
                 raise RuntimeError("raw claim found nothing to claim")

@@ -134,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed", parents=common, help="create demo data")
     seed.add_argument("--demo", action="store_true", required=True)
     seed.add_argument(
-        "--reset", action="store_true", help="delete the demo account and all it holds, then seed it anew"
+        "--reset", action="store_true", help="remove the demo account and all it holds, then seed it anew"
     )
     seed.add_argument("--json", action="store_true")
     return parser
@@ -188,13 +188,13 @@ def cmd_account(args: argparse.Namespace) -> int:
 
 
 def cmd_account_create(args: argparse.Namespace) -> int:
-    from cli.accounts import create_account
     from server.tokens import mint_service_token
     from settings import get_settings
+    from tables.queries.accounts import create_account
 
     _setup(args)
     _quiet_migrate()
-    account_id, jti = asyncio.run(create_account(args.name))
+    account_id, jti = asyncio.run(create_account(name=args.name))
     token = mint_service_token(get_settings().jwt_secret or "", account_id, jti=jti)
     if args.json:
         print(json.dumps({"account_id": str(account_id), "service_token": token}))
@@ -204,16 +204,16 @@ def cmd_account_create(args: argparse.Namespace) -> int:
 
 
 def cmd_account_rotate_token(args: argparse.Namespace) -> int:
-    from cli.accounts import rotate_service_token
     from server.tokens import mint_service_token
     from settings import get_settings
+    from tables.queries.accounts import rotate_service_token
 
     account_id = _uuid_argument(args.account_id, "an account id")
     if not 0 <= args.grace < float("inf"):
         raise SystemExit(f"baton: --grace must be 0 or more seconds, not {args.grace:g}")
     _setup(args)
     _quiet_migrate()
-    rotated = asyncio.run(rotate_service_token(account_id, args.grace))
+    rotated = asyncio.run(rotate_service_token(account_id=account_id, grace_s=args.grace))
     if rotated is None:
         raise SystemExit(f"baton: no such account: {account_id}")
     token = mint_service_token(get_settings().jwt_secret or "", account_id, jti=rotated.jti)
@@ -229,9 +229,9 @@ def cmd_account_rotate_token(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from cli.accounts import UserState, user_state
     from server.tokens import USER_TOKEN_TTL_S, mint_user_token
     from settings import get_settings
+    from tables.queries.people import UserState, user_state
 
     user_id = _uuid_argument(args.user_id, "a user id")
     _setup(args)
@@ -243,7 +243,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             f"(BATON_MAX_TOKEN_LIFETIME_S), not {ttl_s}"
         )
     _quiet_migrate()
-    state = asyncio.run(user_state(user_id))
+    state = asyncio.run(user_state(user_id=user_id))
     if state is UserState.UNKNOWN:
         raise SystemExit(f"baton: no such user: {user_id}")
     if state is UserState.INELIGIBLE:

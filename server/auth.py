@@ -26,13 +26,12 @@ from server import tokens
 from server.problems import Problem
 from tables import db
 from tables.enums import Role
+from tables.queries import accounts, people
 
 log = logging.getLogger("baton.auth")
 
 BEARER = "bearer"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="baton"'}
-# Roles that may release a hand-off somebody else holds.
-RELEASE_ANY_ROLES: frozenset[str] = frozenset({"owner", "admin"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,26 +54,6 @@ class HostAppCaller:
 
 Caller = UserCaller | HostAppCaller
 
-# Public for the benchmark, which runs the same lookup.
-LOAD_USER = """
-SELECT account_id, name, account_role
-FROM users
-WHERE id = $1 AND is_active AND deleted_at IS NULL
-"""
-# A service token's account and its revocation state in one read, on every request and
-# on every replica alike (no cache: a rotation counts at once, by Postgres' clock). NULL:
-# no such account. Accepted: the account has never named a current token (every token
-# signed for it, as before rotation existed), or this is its current token, or the one a
-# rotation replaced, within its grace (NULL there: tokens from before the first rotation).
-SERVICE_TOKEN_ACCEPTED = """
-SELECT coalesce(
-    service_token_jti IS NULL
-    OR service_token_jti = $2::uuid
-    OR (previous_service_token_valid_until > now()
-        AND (previous_service_token_jti IS NULL OR previous_service_token_jti = $2::uuid)),
-    false)
-FROM accounts WHERE id = $1
-"""
 # 503, not 401: the token may well be good, but its state could not be read, so it is
 # refused (fail closed) until it can be; a client should retry, not ask for a new token.
 REVOCATION_UNREADABLE = (
@@ -109,19 +88,19 @@ def _claims(secret: str, token: str) -> Mapping[str, Any]:
         raise _unauthorized("The token is not valid.") from None
 
 
-async def _host_app(conn: asyncpg.Connection, claims: Mapping[str, Any]) -> HostAppCaller:
+async def _host_app(claims: Mapping[str, Any]) -> HostAppCaller:
+    """A service token's account and its revocation state, read on every request and on
+    every replica alike (no cache: a rotation counts at once, by Postgres' clock)."""
     account_id = uuid.UUID(claims["account_id"])  # a UUID: tokens.decode checked it
     jti = claims.get("jti")
     try:
-        accepted = await conn.fetchval(
-            SERVICE_TOKEN_ACCEPTED, account_id, None if jti is None else uuid.UUID(jti)
-        )
+        state = await accounts.token_state(account_id=account_id)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         log.error("service token of account %s refused: revocation state unreadable (%s)", account_id, exc)
         raise Problem(503, REVOCATION_UNREADABLE, headers={"Retry-After": "5"}) from None
-    if accepted is None:
+    if state is None:
         raise _unauthorized("The token's account does not exist.")
-    if not accepted:
+    if not state.accepts(None if jti is None else uuid.UUID(jti)):
         raise _unauthorized("This service token was replaced (baton account rotate-token); use the new one.")
     return HostAppCaller(account_id=account_id, name=str(claims["sub"]).removeprefix(tokens.SERVICE_PREFIX))
 
@@ -130,14 +109,14 @@ async def caller_from_token(secret: str, token: str) -> Caller:
     """The caller a token stands for, checked against the database; 401 otherwise (503
     for a service token whose revocation state cannot be read)."""
     claims = _claims(secret, token)
+    if tokens.is_service(claims):
+        return await _host_app(claims)
+    user_id = uuid.UUID(claims["sub"])  # a UUID: tokens.decode checked it
     async with db.connection() as conn:
-        if tokens.is_service(claims):
-            return await _host_app(conn, claims)
-        user_id = uuid.UUID(claims["sub"])  # a UUID: tokens.decode checked it
-        row = await conn.fetchrow(LOAD_USER, user_id)
-    if row is None:
+        user = await people.user_for_request(conn, user_id=user_id)
+    if user is None:
         raise _unauthorized("This user is unknown, inactive or deleted.")
-    return UserCaller(account_id=row["account_id"], id=user_id, name=row["name"], role=row["account_role"])
+    return UserCaller(account_id=user.account_id, id=user_id, name=user.name, role=user.account_role)
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):

@@ -31,19 +31,14 @@ from typing import Any
 
 from server import tokens
 from server.inbox_limits import CLOSE_BAD_AUTH, CLOSE_FORBIDDEN, Closing
-from tables import db
+from tables.queries import people
 
 log = logging.getLogger("baton.inbox")
 
 POLL_INTERVAL_S = 2.0
-"""With the query's time, a deactivation closes the sockets within ~2 s (SPEC: 5 s)."""
+"""A deactivation closes the sockets within ~2 s and the query's time (SPEC: 5 s)."""
 POLL_TIMEOUT_S = 2.0
 """A poll that cannot get a connection and an answer by then is skipped, not queued up."""
-
-ELIGIBLE_USERS = """
-SELECT id FROM users
-WHERE id = ANY($1::uuid[]) AND is_active AND deleted_at IS NULL
-"""
 
 TOKEN_EXPIRED = Closing(CLOSE_BAD_AUTH, "the token expired: reconnect, or re-auth before it does")
 USER_REVOKED = Closing(CLOSE_FORBIDDEN, "this user was deactivated or deleted")
@@ -168,9 +163,7 @@ class InboxGuard:
         user_ids = list(self._by_user)
         if not user_ids:
             return
-        async with db.connection() as conn:
-            rows = await conn.fetch(ELIGIBLE_USERS, user_ids)
-        eligible = {row["id"] for row in rows}
+        eligible = await people.eligible_user_ids(user_ids=user_ids)
         for user_id in user_ids:
             if user_id in eligible:
                 continue

@@ -27,5 +27,9 @@ def one_of(column_name: str, values: Iterable[str]) -> Check:
     Written as a string because Piccolo 1.38's ``Check(column.is_in([...]))`` renders
     its values as ``<Undefined object>``: a bug in ``Where.querystring_for_constraint``.
     """
-    quoted = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
-    return Check(f'"{column_name}" IN ({quoted})')
+    return Check(f'"{column_name}" IN {sql_list(values)}')
+
+
+def sql_list(values: Iterable[str]) -> str:
+    """``('a', 'b')``: string literals as a SQL list, for ``column IN …``."""
+    return "(" + ", ".join("'" + value.replace("'", "''") + "'" for value in values) + ")"

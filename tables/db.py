@@ -6,10 +6,10 @@ Queries live beside their tables (``tables/queries/``); this module only hands o
 connections, and does it fairly (``_fair_turn``).
 
 Why raw asyncpg connections at all, on a Piccolo pool: the click path (create, claim,
-release, queue) is written as SQL for its cost — Piccolo's query builder adds ~0.23 ms
-of CPU per query here (``Table.raw`` ~0.04 ms), and a create runs 7–10 statements — and
-several of its statements are CTEs chaining a conditional ``UPDATE … RETURNING`` into
-inserts. Everything else uses the builder. JSONB arrives as ``str`` on these connections
+release, queue) is written as SQL for its cost — Piccolo's query builder adds ~0.2-0.3 ms
+of CPU per query here (``Table.raw`` ~0.04 ms; bench/piccolo_cost.py), and a create runs
+six to eight statements — and several of its statements are CTEs chaining a conditional
+``UPDATE … RETURNING`` into inserts. Everything else uses the builder, through ``run``. JSONB arrives as ``str`` on these connections
 (no codec on Piccolo's pool): decode it with ``load_json``; send JSON as text with
 ``dump_json`` and a ``::jsonb`` cast.
 """
@@ -17,6 +17,7 @@ inserts. Everything else uses the builder. JSONB arrives as ``str`` on these con
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -115,12 +116,42 @@ async def in_transaction(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> 
     raise AssertionError("unreachable")
 
 
+# Set while this task holds a connection of ``connection()``: a builder query (``run``)
+# then would wait for a second turn while holding the first, and under load the pool
+# can run out of turns that way.
+_holding_connection: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "baton_db_holding_connection", default=False
+)
+
+
 @asynccontextmanager
 async def connection() -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection in autocommit: each statement is its own transaction."""
     pool = (await _engine()).pool
     async with _fair_turn(pool), pool.acquire() as conn:
-        yield conn
+        holding = _holding_connection.set(True)
+        try:
+            yield conn
+        finally:
+            _holding_connection.reset(holding)
+
+
+async def run(query: Any) -> Any:
+    """A Piccolo query-builder query (``Table.select(…)``, ``.update(…)``, …), awaited on
+    a fair turn of the pool like every other query, or inside the current
+    ``transaction()`` when there is one (Piccolo binds it through its contextvar).
+
+    Not while holding a ``connection()``: that would wait for a second turn. Costs
+    ~0.2-0.3 ms of CPU more than the same statement through ``fetch`` (bench/piccolo_cost.py):
+    nothing beside an SMTP or AI call, too much for the click path.
+    """
+    engine = await _engine()
+    if engine.current_transaction.get() is not None:
+        return await query.run()
+    if _holding_connection.get():
+        raise RuntimeError("a builder query while holding db.connection(): leave it first")
+    async with _fair_turn(engine.pool):
+        return await query.run()
 
 
 async def fetch(sql: str, *args: Any) -> list[asyncpg.Record]:

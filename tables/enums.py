@@ -7,7 +7,7 @@ it (for CHECK constraints and runtime validation), so the two can never drift ap
 from typing import Literal, get_args
 
 Intent = Literal["park", "escalate"]
-HandoffState = Literal["open", "claimed", "superseded"]
+HandoffState = Literal["open", "claimed", "superseded", "resolved"]  # tables/states.py: how they follow
 Priority = Literal["low", "normal", "high", "urgent"]
 Role = Literal["owner", "admin", "engineer", "technician"]
 SeniorRole = Literal["owner", "admin", "engineer"]
@@ -19,6 +19,7 @@ DeliveryStatus = Literal["pending", "sending", "sent", "failed"]
 DeliveryChannel = Literal["email", "slack", "teams", "psa", "bell", "reminder"]
 ChannelKind = Literal["slack", "teams"]
 PsaKind = Literal["connectwise", "autotask", "halopsa"]
+ResolveOutcome = Literal["resolved", "returned", "withdrawn"]  # SPEC, second edition: resolve
 
 INTENTS: tuple[Intent, ...] = get_args(Intent)
 HANDOFF_STATES: tuple[HandoffState, ...] = get_args(HandoffState)
@@ -36,5 +37,6 @@ DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = get_args(DeliveryStatus)
 DELIVERY_CHANNELS: tuple[DeliveryChannel, ...] = get_args(DeliveryChannel)
 CHANNEL_KINDS: tuple[ChannelKind, ...] = get_args(ChannelKind)
 PSA_KINDS: tuple[PsaKind, ...] = get_args(PsaKind)
+RESOLVE_OUTCOMES: tuple[ResolveOutcome, ...] = get_args(ResolveOutcome)
 
 DEFAULT_PRIORITY: Priority = "normal"

@@ -13,7 +13,7 @@ from piccolo.columns import (
 from piccolo.constraints import Check
 from piccolo.table import Table
 
-from tables._columns import created_at, one_of, updated_at
+from tables._columns import created_at, one_of, sql_list, updated_at
 from tables.accounts import Account, Team, User
 from tables.enums import (
     ASSESSMENT_STATUSES,
@@ -31,6 +31,7 @@ from tables.limits import (
     PSA_ID_MAX,
 )
 from tables.sessions import AiSession
+from tables.states import HELD_STATES, SUPERSEDE, SUPERSEDED_INTENTS, UNHELD_STATES
 
 
 class SessionHandoff(Table, tablename="session_handoffs"):
@@ -93,6 +94,16 @@ class SessionHandoff(Table, tablename="session_handoffs"):
     session_handoffs_briefing_status_check = one_of("briefing_status", BRIEFING_STATUSES)
     session_handoffs_psa_push_status_check = one_of("psa_push_status", PSA_PUSH_STATUSES)
     session_handoffs_pre_claim_session_status_check = one_of("pre_claim_session_status", SESSION_STATUSES)
-    # Claimed exactly when someone holds it: a release that forgets to clear claimed_by
-    # would leave a card nobody can claim.
-    session_handoffs_claimed_by_check = Check('("state" = \'claimed\') = ("claimed_by" IS NOT NULL)')
+    # Someone holds it exactly in the held states (tables/states.py): a release that
+    # forgets to clear claimed_by would leave a card nobody can claim. A resolved one
+    # keeps whoever held it, or never had anyone.
+    session_handoffs_claimed_by_check = Check(
+        f'("state" NOT IN {sql_list(HELD_STATES)} OR "claimed_by" IS NOT NULL)'
+        f' AND ("state" NOT IN {sql_list(UNHELD_STATES)} OR "claimed_by" IS NULL)'
+    )
+    # Only what an escalation supersedes (a park) is ever superseded.
+    session_handoffs_superseded_check = Check(
+        f'"state" <> \'{SUPERSEDE.target}\' OR "intent" IN {sql_list(SUPERSEDED_INTENTS)}'
+    )
+    # Which state may follow which is not a CHECK (a CHECK sees one row version): the
+    # trigger session_handoffs_state_transition refuses the rest (migration 2026-12-04T03:00).

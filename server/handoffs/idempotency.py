@@ -10,24 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
 import msgspec
 
 from server.problems import Problem
 from server.schemas.handoffs import HandoffCreate, HandoffOut
 from tables import db
+from tables.queries.handoff_create import ExistingHandoff
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 # Printable ASCII: a key ends up in logs and in an index.
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
-
-FIND_BY_KEY = """
-SELECT request_fingerprint, response
-FROM session_handoffs
-WHERE account_id = $1 AND idempotency_key = $2
-"""
 
 _decode_response = msgspec.json.Decoder(HandoffOut).decode
 
@@ -39,15 +32,15 @@ def fingerprint(*, session_id: uuid.UUID, user_id: uuid.UUID, request: HandoffCr
     return hashlib.sha256(canonical).hexdigest()
 
 
-def replay(row: Mapping[str, Any], request_fingerprint: str) -> HandoffOut:
+def replay(first: ExistingHandoff, request_fingerprint: str) -> HandoffOut:
     """The first answer for this key, or 422 when the key was used for another request."""
-    if row["request_fingerprint"] != request_fingerprint or row["response"] is None:
+    if first.request_fingerprint != request_fingerprint or first.response is None:
         raise Problem(
             422,
             f"This {IDEMPOTENCY_KEY_HEADER} was already used with a different request; "
             "use a new key for a new request.",
         )
-    return _decode_response(row["response"])
+    return _decode_response(first.response)
 
 
 def response_json(handoff: HandoffOut) -> str:

@@ -28,6 +28,8 @@ Jobs of an escalation, one row each:
 The bell rows are not a job: they are written in the create transaction itself. A park
 leaves no job: nobody is notified of a paused session, its card is in the queue.
 
+All of a change's jobs are written by one statement (``tables.queries.outbox``).
+
 Every create (park too) also leaves one ``announce_events`` row, payload
 ``{"account_id", "announcement_id", "events": [event JSON]}``: the inbox events the web
 publishes right after commit. Published under once-names derived from
@@ -40,67 +42,49 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Final
 
-import asyncpg
 import msgspec
 
 from inbox.events import Event, encode_event
 from tables import db
 from tables.delivery import ANNOUNCE_EVENTS
 from tables.enums import Intent
+from tables.queries.handoffs import GENERATE_BRIEFING
+from tables.queries.outbox import NewJob
 
 ASSESS_HANDOFF: Final = "assess_handoff"
 PUSH_DOCUMENTATION: Final = "push_documentation"
 NOTIFY_CHAT: Final = "notify_chat"
 SEND_ESCALATION_EMAILS: Final = "send_escalation_emails"
 REMIND_HANDOFF: Final = "remind_handoff"
-GENERATE_BRIEFING: Final = "generate_briefing"  # written by a winning claim (server.handoffs.claim)
+
+__all__ = [
+    "ASSESS_HANDOFF",
+    "GENERATE_BRIEFING",  # written by a winning claim (tables.queries.handoffs.CLAIM_SQL)
+    "JOBS_BY_INTENT",
+    "NOTIFY_CHAT",
+    "PUSH_DOCUMENTATION",
+    "REMIND_HANDOFF",
+    "SEND_ESCALATION_EMAILS",
+    "announcement_job",
+    "handoff_jobs",
+]
 
 JOBS_BY_INTENT: dict[Intent, tuple[str, ...]] = {
     "escalate": (ASSESS_HANDOFF, PUSH_DOCUMENTATION, NOTIFY_CHAT, SEND_ESCALATION_EMAILS, REMIND_HANDOFF),
     "park": (),
 }
 
-INSERT_JOBS = """
-INSERT INTO outbox (id, account_id, actor_name, payload, attempts, created_at)
-SELECT gen_random_uuid(), $1, actor_name, $2::jsonb, 0, $3
-FROM unnest($4::text[]) AS actor_name
-"""
 
-
-async def enqueue_handoff_jobs(
-    conn: asyncpg.Connection,
-    *,
-    account_id: uuid.UUID,
-    handoff_id: uuid.UUID,
-    session_id: uuid.UUID,
-    intent: Intent,
-    now: datetime,
-) -> None:
-    """Writes the jobs of ``intent`` for this hand-off, in the caller's transaction."""
-    jobs = JOBS_BY_INTENT[intent]
-    if not jobs:
-        return
+def handoff_jobs(*, handoff_id: uuid.UUID, session_id: uuid.UUID, intent: Intent) -> list[NewJob]:
+    """The jobs of ``intent`` for this hand-off, to write in its create transaction."""
     payload = db.dump_json({"handoff_id": str(handoff_id), "session_id": str(session_id)})
-    await conn.execute(INSERT_JOBS, account_id, payload, now, list(jobs))
+    return [NewJob(actor_name=actor_name, payload=payload) for actor_name in JOBS_BY_INTENT[intent]]
 
 
-INSERT_ANNOUNCEMENT = """
-INSERT INTO outbox (id, account_id, actor_name, payload, attempts, created_at)
-VALUES (gen_random_uuid(), $1, $2, $3::jsonb, 0, $4)
-"""
-
-
-async def enqueue_announcement(
-    conn: asyncpg.Connection,
-    *,
-    account_id: uuid.UUID,
-    events: Sequence[Event],
-    now: datetime | None = None,
-) -> uuid.UUID:
-    """Writes the fallback that publishes ``events``; returns the announcement id, for
+def announcement_job(*, account_id: uuid.UUID, events: Sequence[Event]) -> tuple[NewJob, uuid.UUID]:
+    """The fallback that publishes ``events``, and its announcement id, for
     ``server.handoffs.announce.announce`` after commit."""
     announcement_id = uuid.uuid4()
     payload = db.dump_json(
@@ -110,5 +94,4 @@ async def enqueue_announcement(
             "events": [msgspec.json.decode(encode_event(event)) for event in events],
         }
     )
-    await conn.execute(INSERT_ANNOUNCEMENT, account_id, ANNOUNCE_EVENTS, payload, now or datetime.now(UTC))
-    return announcement_id
+    return NewJob(actor_name=ANNOUNCE_EVENTS, payload=payload), announcement_id

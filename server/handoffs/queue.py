@@ -1,9 +1,7 @@
 """The queue: an account's open hand-offs, newest first, one keyset page at a time.
 
-The cursor is the (created_at, id) of the last card of a page, opaque to clients. Keyset
-rather than offset: cards arrive and leave all the time, and an offset would skip or
-repeat them. Each filter combination gets its own literal SQL, so Postgres can use the
-partial indexes of open hand-offs instead of a plan that fits every combination badly.
+The cursor is the (created_at, id) of the last card of a page, opaque to clients; the
+statements are tables/queries/queue.py's.
 """
 
 from __future__ import annotations
@@ -17,20 +15,12 @@ import msgspec
 
 from server.problems import Problem
 from server.schemas.handoffs import QueueItem, QueuePage
-from tables import db
 from tables.enums import Intent
+from tables.queries import queue
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 CURSOR_MAX_CHARS = 200
-
-_SELECT = """
-SELECT h.id AS handoff_id, h.session_id, h.intent, s.problem_summary, s.problem_domain,
-       h.priority, h.engineer_notes, h.created_at
-FROM session_handoffs AS h
-JOIN ai_sessions AS s ON s.id = h.session_id
-WHERE h.account_id = $1 AND h.state = 'open'
-"""
 
 
 class _Cursor(msgspec.Struct, array_like=True):
@@ -51,26 +41,6 @@ def decode_cursor(cursor: str) -> _Cursor:
         raise Problem(400, "cursor is not valid: pass the next_cursor of a previous page.") from None
 
 
-def _query(
-    *, team_id: uuid.UUID | None, intent: Intent | None, cursor: _Cursor | None, limit: int
-) -> tuple[str, list[object]]:
-    sql = _SELECT
-    args: list[object] = []
-
-    def arg(value: object) -> str:
-        args.append(value)
-        return f"${len(args) + 1}"  # $1 is the account
-
-    if team_id is not None:
-        sql += f" AND h.team_id = {arg(team_id)}"
-    if intent is not None:
-        sql += f" AND h.intent = {arg(intent)}"
-    if cursor is not None:
-        sql += f" AND (h.created_at, h.id) < ({arg(cursor.created_at)}, {arg(cursor.id)})"
-    sql += f" ORDER BY h.created_at DESC, h.id DESC LIMIT {arg(limit + 1)}"
-    return sql, args
-
-
 async def queue_page(
     *,
     account_id: uuid.UUID,
@@ -80,11 +50,15 @@ async def queue_page(
     limit: int,
 ) -> QueuePage:
     after = decode_cursor(cursor) if cursor else None
-    sql, args = _query(team_id=team_id, intent=intent, cursor=after, limit=limit)
-    async with db.connection() as conn:
-        rows = await conn.fetch(sql, account_id, *args)
     # One row more than asked tells whether a next page exists.
+    rows = await queue.open_handoffs(
+        account_id=account_id,
+        team_id=team_id,
+        intent=intent,
+        after=None if after is None else (after.created_at, after.id),
+        limit=limit + 1,
+    )
     page, more = rows[:limit], len(rows) > limit
-    items = [QueueItem(**dict(row)) for row in page]
-    next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["handoff_id"]) if more else None
+    items = [QueueItem(**msgspec.structs.asdict(row)) for row in page]
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].handoff_id) if more else None
     return QueuePage(items=items, next_cursor=next_cursor)

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 
 import msgspec
 
-from server.host_app.upsert import CREATED, upsert_in_account
+from server.host_app.upsert import not_found
 from server.problems import Problem
 from server.schemas.host_app import ChannelOut, ChannelPut, PsaConnectionOut, PsaConnectionPut
-from tables import db
+from tables.queries import integrations
 
 # Microsoft retired Office 365 connectors: URLs on this host no longer deliver.
 RETIRED_TEAMS_HOST = "webhook.office.com"
@@ -27,27 +27,6 @@ RETIRED_TEAMS_MESSAGE = (
     "deliver. In Teams, create a Workflows webhook instead (the 'Post to a channel when a "
     "webhook request is received' template) and PUT its URL."
 )
-
-UPSERT_CHANNEL = f"""
-INSERT INTO notification_channels (id, account_id, kind, url, enabled, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, now(), now())
-ON CONFLICT (id) DO UPDATE
-SET kind = EXCLUDED.kind, url = EXCLUDED.url, enabled = EXCLUDED.enabled, updated_at = now()
-WHERE notification_channels.account_id = EXCLUDED.account_id
-RETURNING {CREATED}, id, kind, enabled, created_at, updated_at
-"""
-
-UPSERT_PSA_CONNECTION = f"""
-INSERT INTO psa_connections
-    (id, account_id, kind, base_url, credentials, member_mapping, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, now(), now())
-ON CONFLICT (id) DO UPDATE
-SET kind = EXCLUDED.kind, base_url = EXCLUDED.base_url, credentials = EXCLUDED.credentials,
-    member_mapping = EXCLUDED.member_mapping, updated_at = now()
-WHERE psa_connections.account_id = EXCLUDED.account_id
-RETURNING {CREATED}, id, kind, base_url, member_mapping, created_at, updated_at
-"""
-
 
 # C0, DEL and C1 controls: a pasted line break in a secret, say. Spaces at either end:
 # a header cannot carry them (h11 refuses the request), and no real secret has them.
@@ -99,11 +78,13 @@ async def put_channel(
     if body.kind == "teams" and _is_retired_teams_host(host):
         raise Problem(422, RETIRED_TEAMS_MESSAGE)
     await _destination(body.url, "url")
-    async with db.connection() as conn:
-        row, created = await upsert_in_account(
-            conn, UPSERT_CHANNEL, channel_id, account_id, body.kind, body.url, body.enabled, what="Channel"
-        )
-    return msgspec.convert(dict(row), ChannelOut), created
+    written = await integrations.upsert_channel(
+        account_id=account_id, channel_id=channel_id, kind=body.kind, url=body.url, enabled=body.enabled
+    )
+    if written is None:
+        raise not_found("Channel")
+    channel, created = written
+    return msgspec.convert(channel, ChannelOut, from_attributes=True), created
 
 
 async def put_psa_connection(
@@ -111,26 +92,24 @@ async def put_psa_connection(
 ) -> tuple[PsaConnectionOut, bool]:
     _check_credentials(body.credentials)
     await _destination(body.base_url, "base_url")
-    mapping = {str(user_id): member for user_id, member in body.member_mapping.items()}
-    async with db.connection() as conn:
-        row, created = await upsert_in_account(
-            conn,
-            UPSERT_PSA_CONNECTION,
-            connection_id,
-            account_id,
-            body.kind,
-            body.base_url,
-            db.dump_json(body.credentials),
-            db.dump_json(mapping),
-            what="PSA connection",
-        )
+    written = await integrations.upsert_psa_connection(
+        account_id=account_id,
+        connection_id=connection_id,
+        kind=body.kind,
+        base_url=body.base_url,
+        credentials=body.credentials,
+        member_mapping={str(user_id): member for user_id, member in body.member_mapping.items()},
+    )
+    if written is None:
+        raise not_found("PSA connection")
+    connection, created = written
     out = PsaConnectionOut(
-        id=row["id"],
-        kind=row["kind"],
-        base_url=row["base_url"],
+        id=connection.id,
+        kind=connection.kind,
+        base_url=connection.base_url,
         credential_fields=sorted(body.credentials),
-        member_mapping=db.load_json(row["member_mapping"]) or {},
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        member_mapping=connection.member_mapping,
+        created_at=connection.created_at,
+        updated_at=connection.updated_at,
     )
     return out, created

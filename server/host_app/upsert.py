@@ -1,46 +1,32 @@
-"""The two checks every host-app ``PUT`` makes: the row is not another account's, and
-what it points at is in the same account."""
+"""The two checks every host-app ``PUT`` makes, as answers: a row of another account is
+404 (as if it did not exist), and what a row points at must be in the same account (422).
+The queries are tables/queries/tenancy.py's."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
-import asyncpg
+from piccolo.table import Table
 
 from server.problems import Problem
-
-# ``INSERT … ON CONFLICT (id) DO UPDATE … WHERE <table>.account_id = EXCLUDED.account_id
-# RETURNING (xmax = 0) AS created, …`` returns no row when the id is another account's
-# (the WHERE refuses the update): one statement, no window for a race.
-CREATED = "(xmax = 0) AS created"
+from tables import PsaConnection, Team, User
+from tables.queries.tenancy import in_account
 
 ReferencedTable = Literal["users", "teams", "psa_connections"]
+_TABLES: dict[ReferencedTable, type[Table]] = {"users": User, "teams": Team, "psa_connections": PsaConnection}
 
 
-async def upsert_in_account(
-    conn: asyncpg.Connection, sql: str, *args: Any, what: str
-) -> tuple[asyncpg.Record, bool]:
-    """(row, created) of an upsert written as above; 404 for another account's id."""
-    row = await conn.fetchrow(sql, *args)
-    if row is None:
-        raise Problem(404, f"{what} not found.")
-    return row, bool(row["created"])
+def not_found(what: str) -> Problem:
+    """The answer for an id of another account (the upsert wrote nothing)."""
+    return Problem(404, f"{what} not found.")
 
 
 async def require_in_account(
-    conn: asyncpg.Connection,
-    table: ReferencedTable,
-    row_id: uuid.UUID | None,
-    account_id: uuid.UUID,
-    *,
-    field: str,
+    table: ReferencedTable, row_id: uuid.UUID | None, account_id: uuid.UUID, *, field: str
 ) -> None:
     """422 when ``row_id`` (if given) is not a row of ``table`` in ``account_id``."""
     if row_id is None:
         return
-    found = await conn.fetchval(
-        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1 AND account_id = $2)", row_id, account_id
-    )
-    if not found:
+    if not await in_account(_TABLES[table], row_id=row_id, account_id=account_id):
         raise Problem(422, f"{field} {row_id} does not exist in this account.")

@@ -1,0 +1,119 @@
+"""Sessions as the host app writes them (``PUT /sessions/{id}``): the session row, its steps
+and its branches, replaced whole. The builder (host-app sync is off the click path), but
+for the rows of steps and branches, which go in by COPY (``_copy`` says why). The caller
+runs them in one ``db.transaction()``, so a reader never sees half a PUT.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import msgspec
+from piccolo.table import Table
+
+from tables import db
+from tables.enums import SessionStatus
+from tables.queries.tenancy import upsert_in_account
+from tables.sessions import AiSession, SessionBranch, SessionStep
+
+# A new session starts here when the host app names no status.
+NEW_SESSION_STATUS: SessionStatus = "active"
+
+
+class SessionWrite(msgspec.Struct, frozen=True, kw_only=True):
+    """The host app's fields of ``ai_sessions``; Baton's own (``escalation_*``,
+    ``handoff_count``) are never written from here. ``status`` None keeps the stored one."""
+
+    user_id: uuid.UUID
+    team_id: uuid.UUID | None
+    status: SessionStatus | None
+    problem_summary: str | None
+    problem_domain: str | None
+    step_count: int
+    confidence_tier: str | None
+    is_branching: bool
+    active_branch_id: uuid.UUID | None
+    psa_ticket_id: str | None
+    psa_connection_id: uuid.UUID | None
+    conversation_messages: str  # JSON
+
+
+class StepWrite(msgspec.Struct, frozen=True, kw_only=True):
+    step_order: int
+    content: str  # JSON: {"text": …}
+    selected_option: str | None
+    free_text_input: str | None
+    was_skipped: bool
+
+
+class BranchWrite(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    label: str
+    status: str
+    status_reason: str | None
+    parent_branch_id: uuid.UUID | None
+    branch_order: int
+
+
+async def upsert_session(
+    *, account_id: uuid.UUID, session_id: uuid.UUID, session: SessionWrite
+) -> bool | None:
+    """Created? None when ``session_id`` is another account's."""
+    s = AiSession
+    values = {getattr(s, name): getattr(session, name) for name in SessionWrite.__struct_fields__}
+    status = values.pop(s.status)
+    if status is not None:
+        values[s.status] = status
+    written = await upsert_in_account(
+        s,
+        row_id=session_id,
+        account_id=account_id,
+        values=values,
+        returning=[s.id],
+        insert_values={s.status: status or NEW_SESSION_STATUS},
+    )
+    return None if written is None else written[1]
+
+
+async def replace_steps(
+    conn: asyncpg.Connection, *, session_id: uuid.UUID, steps: Sequence[StepWrite]
+) -> None:
+    """On ``conn``, the connection of the caller's ``db.transaction()``."""
+    await db.run(SessionStep.delete().where(SessionStep.session_id == session_id))
+    await _copy(
+        conn, SessionStep, session_id, [(uuid.uuid4(), *msgspec.structs.astuple(step)) for step in steps]
+    )
+
+
+async def replace_branches(
+    conn: asyncpg.Connection, *, session_id: uuid.UUID, branches: Sequence[BranchWrite]
+) -> None:
+    """On ``conn``, like ``replace_steps``. Raises ``asyncpg.UniqueViolationError``
+    (``session_branches_pkey``) when a branch id is another session's: ids are global."""
+    await db.run(SessionBranch.delete().where(SessionBranch.session_id == session_id))
+    await _copy(conn, SessionBranch, session_id, [msgspec.structs.astuple(branch) for branch in branches])
+
+
+_COPY_COLUMNS: dict[type[Table], tuple[str, ...]] = {
+    SessionStep: ("id", *StepWrite.__struct_fields__),
+    SessionBranch: BranchWrite.__struct_fields__,
+}
+
+
+async def _copy(
+    conn: asyncpg.Connection, table: type[Table], session_id: uuid.UUID, rows: list[tuple[Any, ...]]
+) -> None:
+    """Up to 500 steps or 200 branches in one COPY: the builder writes rows one
+    parameter set each (500 steps: 38-40 ms of CPU, against 1.6 ms for one INSERT …
+    SELECT FROM unnest and 2.9 ms for the COPY, which names its columns from the
+    Structs above and needs no SQL text)."""
+    if not rows:
+        return
+    await conn.copy_records_to_table(
+        table._meta.tablename,
+        columns=["session_id", *_COPY_COLUMNS[table]],
+        records=[(session_id, *row) for row in rows],
+    )
