@@ -27,10 +27,12 @@ from typing import Any, TypeVar
 import asyncpg
 import msgspec
 from piccolo.engine import engine_finder
+from piccolo.query.base import Query
 
 log = logging.getLogger("baton.db")
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # Postgres aborts one of two transactions that wait on each other's locks; the other
 # commits, so running the victim again from the start gives the answer it should have had.
@@ -121,6 +123,21 @@ async def connection() -> AsyncIterator[asyncpg.Connection]:
     pool = (await _engine()).pool
     async with _fair_turn(pool), pool.acquire() as conn:
         yield conn
+
+
+async def run(query: Query[Any, R]) -> R:
+    """A Piccolo query-builder statement, taking its connection the way ``connection()``
+    does: inside ``transaction()`` it runs on that transaction's connection (Piccolo
+    binds it through the engine's ``current_transaction`` context variable, which
+    ``transaction()`` sets), else on a pooled one after a fair turn. Piccolo alone would
+    take the pool's connection directly, past the line of waiters ``_fair_turn`` keeps.
+    Not inside ``connection()``: that already holds a turn, and two per task can
+    deadlock a full pool."""
+    engine = await _engine()
+    if engine.current_transaction.get() is not None:
+        return await query.run()
+    async with _fair_turn(engine.pool):
+        return await query.run()
 
 
 async def fetch(sql: str, *args: Any) -> list[asyncpg.Record]:

@@ -19,18 +19,15 @@ from server.handoffs.create import create_handoff
 from server.handoffs.read import handoff_not_found
 from server.schemas.background import DocumentationOut, EscalateOut, EscalateRequest, PsaPushOut
 from server.schemas.handoffs import HandoffCreate
-from tables import db
-
-HANDOFF_EXISTS = "SELECT EXISTS (SELECT 1 FROM session_handoffs WHERE id = $1 AND account_id = $2)"
+from tables.queries.handoff_context import handoff_in_account
 
 
 async def psa_push(account_id: uuid.UUID, handoff_id: uuid.UUID) -> PsaPushOut:
     # Imported here: actors binds to REDIS_URL at import (see server.handoffs.jobs).
     from actors.psa.push import repush
 
-    async with db.connection() as conn:
-        if not await conn.fetchval(HANDOFF_EXISTS, handoff_id, account_id):
-            raise handoff_not_found()
+    if not await handoff_in_account(handoff_id=handoff_id, account_id=account_id):
+        raise handoff_not_found()
     result, _, _ = await repush(handoff_id)
     return PsaPushOut(handoff_id=handoff_id, **msgspec.structs.asdict(result))
 
