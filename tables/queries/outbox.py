@@ -116,7 +116,7 @@ async def mark_done(*, outbox_id: uuid.UUID) -> None:
 
 
 async def prune_sent(*, older_than_s: float) -> int:
-    """Delete rows sent more than ``older_than_s`` ago; how many."""
+    """How many rows sent more than ``older_than_s`` ago were deleted now."""
     rows = await db.run(
         Outbox.delete().where(Outbox.sent_at < seconds_ago(older_than_s)).returning(Outbox.id)
     )

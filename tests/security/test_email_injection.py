@@ -211,8 +211,8 @@ def test_a_message_whose_headers_are_not_the_ones_baton_wrote_is_never_sent(smug
     """The last wall, should anything upstream ever let a header through: the flattened
     message is parsed back, and a delivery of it fails for good instead of going out."""
     from actors.deliveries import Claim, SendError
-    from actors.mail_message import Composer, build_message
     from actors.mail_headers import MalformedMessage, check_message
+    from actors.mail_message import Composer, build_message
 
     settings = settings_with(smtp_url=None)
     raw = build_message(
