@@ -20,6 +20,7 @@ from piccolo.querystring import QueryString
 from tables import db
 from tables.delivery import Delivery
 from tables.queries.clock import now, seconds_ago
+from tables.queries.insert_parts import parts
 
 INTERRUPTED_PREFIX = "interrupted: "
 INTERRUPTED_NOTE = INTERRUPTED_PREFIX + "a previous attempt stopped mid-send; sent again"
@@ -115,11 +116,12 @@ async def insert_rows(
             updated_at=now(),
         )
 
-    await db.run(
-        Delivery.insert(*(row(recipient) for recipient in dict.fromkeys(recipients))).on_conflict(
-            target=(Delivery.handoff_id, Delivery.channel, Delivery.recipient), action="DO NOTHING"
+    for part in parts(list(dict.fromkeys(recipients))):
+        await db.run(
+            Delivery.insert(*(row(recipient) for recipient in part)).on_conflict(
+                target=(Delivery.handoff_id, Delivery.channel, Delivery.recipient), action="DO NOTHING"
+            )
         )
-    )
 
 
 async def claim_row(*, delivery_id: uuid.UUID, lease_s: float) -> ClaimedRow | None:

@@ -20,6 +20,7 @@ from piccolo.query.functions import Count
 from tables import db
 from tables.delivery import ANNOUNCE_EVENTS, Outbox
 from tables.queries.clock import now, seconds_ago
+from tables.queries.insert_parts import parts
 
 
 class OutboxJob(msgspec.Struct, frozen=True, kw_only=True):
@@ -165,7 +166,7 @@ async def resend_undone(
 
 async def write_jobs(*, jobs: list[NewJob]) -> None:
     """New outbox rows; their commit NOTIFYs the relays (the table's trigger)."""
-    if jobs:
+    for part in parts(jobs):
         await db.run(
             Outbox.insert(
                 *(
@@ -176,7 +177,7 @@ async def write_jobs(*, jobs: list[NewJob]) -> None:
                         attempts=0,
                         created_at=now(),
                     )
-                    for job in jobs
+                    for job in part
                 )
             )
         )

@@ -18,6 +18,7 @@ from tables import db
 from tables.delivery import AppNotification
 from tables.handoffs import SessionHandoff
 from tables.queries.clock import now, seconds_ago
+from tables.queries.insert_parts import parts
 
 
 class Reminded(msgspec.Struct, frozen=True, kw_only=True):
@@ -83,7 +84,7 @@ async def ring_bells(
     user_ids: list[uuid.UUID],
 ) -> None:
     """One bell row per user. On the current transaction when there is one."""
-    if user_ids:
+    for part in parts(user_ids):
         await db.run(
             AppNotification.insert(
                 *(
@@ -98,7 +99,7 @@ async def ring_bells(
                         session_id=session_id,
                         created_at=now(),
                     )
-                    for user_id in user_ids
+                    for user_id in part
                 )
             )
         )

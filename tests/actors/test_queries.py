@@ -123,3 +123,17 @@ async def test_a_sweep_writes_one_chat_job_for_a_handoffs_stuck_slack_and_teams_
     assert sorted(job["actor_name"] for job in jobs) == ["notify_chat", "send_escalation_emails"]
     assert {(job["handoff_id"], job["account_id"]) for job in jobs} == {(str(handoff_id), acme.account_id)}
     assert await db.fetchval("SELECT count(*) FROM outbox") == before + 2
+
+
+async def test_a_fan_out_to_four_thousand_addresses_writes_a_row_for_each(
+    acme: Tenant, db: asyncpg.Connection
+) -> None:
+    from actors.deliveries import ensure
+
+    handoff_id = await _handoff(acme)
+    addresses = [f"senior-{n}@example.com" for n in range(4_000)]  # 36,000 parameters in one insert
+
+    rows = await ensure(acme.account_id, handoff_id, "email", addresses)
+
+    assert len(rows) == 4_000
+    assert await db.fetchval("SELECT count(*) FROM deliveries WHERE handoff_id = $1", handoff_id) == 4_000
