@@ -59,7 +59,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # One send to the outside world (SMTP command, webhook, PSA call) gives up after this
     # long; a webhook or PSA delivery left "sending" twice this long is taken to be a
-    # crashed attempt (an e-mail's lease: actors/email.py, send_deadline_s).
+    # crashed attempt (an e-mail's lease: actors/mail_transport.py, send_deadline_s).
     delivery_timeout_s: float = 10.0
     # How long an SMTP client waits for the server's reply to a message's DATA (RFC 5321
     # §4.5.3.2.6): giving up while the server stores the message makes a second copy.

@@ -26,6 +26,7 @@ from actors.psa.push import push_documentation
 from actors.slots import AI, SLOW_ACTOR_PRIORITY, in_slot
 from inbox import HandoffAssessmentReady
 from tables import db
+from tables.queries import assessment as queries
 
 log = logging.getLogger("baton.actors.assessment")
 
@@ -216,37 +217,14 @@ async def assess(ctx: HandoffContext) -> AssessmentData:
 
 # ------------------------------------------------------------------ saving
 
-SAVE_ASSESSMENT = """
-UPDATE session_handoffs
-SET ai_assessment = $2, ai_assessment_data = $3::jsonb, assessment_status = 'ready', updated_at = now()
-WHERE id = $1 AND assessment_status = 'pending'
-RETURNING session_id
-"""
-
-# Merged, never replaced: the package's other keys (snapshot, intent, …) stay.
-MERGE_SUGGESTED_STEPS = """
-UPDATE ai_sessions
-SET escalation_package =
-        CASE WHEN jsonb_typeof(escalation_package) = 'object' THEN escalation_package
-             ELSE '{}'::jsonb END
-        || jsonb_build_object('suggested_next_steps', $2::jsonb),
-    updated_at = now()
-WHERE id = $1
-"""
-
-MARK_FAILED = """
-UPDATE session_handoffs SET assessment_status = 'failed', updated_at = now()
-WHERE id = $1 AND assessment_status = 'pending'
-"""
-
-STATUS = "SELECT assessment_status FROM session_handoffs WHERE id = $1"
-
 
 async def save(handoff_id: uuid.UUID, data: AssessmentData) -> None:
-    async with db.transaction() as conn:
-        session_id = await conn.fetchval(SAVE_ASSESSMENT, handoff_id, data.summary_prose, db.dump_json(data))
+    async with db.transaction():
+        session_id = await queries.save_assessment(
+            handoff_id=handoff_id, prose=data.summary_prose, data=msgspec.to_builtins(data)
+        )
         if session_id is not None:
-            await conn.execute(MERGE_SUGGESTED_STEPS, session_id, db.dump_json(data.suggested_steps))
+            await queries.merge_suggested_steps(session_id=session_id, steps=data.suggested_steps)
 
 
 async def run(handoff_id: uuid.UUID) -> str | None:
@@ -259,11 +237,10 @@ async def run(handoff_id: uuid.UUID) -> str | None:
             data = await assess(ctx)
         except AiError as exc:
             log.warning("assessment of hand-off %s failed: %s", handoff_id, exc)
-            await db.execute(MARK_FAILED, handoff_id)
+            await queries.mark_assessment_failed(handoff_id=handoff_id)
         else:
             await save(handoff_id, data)
-    status = await db.fetchrow(STATUS, handoff_id)
-    final = None if status is None else status["assessment_status"]
+    final = await queries.assessment_status(handoff_id=handoff_id)
     if final in ("ready", "failed"):
         event = HandoffAssessmentReady(
             handoff_id=str(handoff_id), session_id=str(ctx.session_id), has_assessment=final == "ready"

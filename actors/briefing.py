@@ -22,6 +22,7 @@ from actors.events import publish_once
 from actors.slots import AI, SLOW_ACTOR_PRIORITY, in_slot
 from inbox import HandoffBriefingReady
 from tables import db
+from tables.queries.briefing import save_briefing
 
 log = logging.getLogger("baton.actors.briefing")
 
@@ -91,19 +92,13 @@ async def write_briefing(ctx: HandoffContext) -> str:
     return text[:BRIEFING_MAX_CHARS]
 
 
-SAVE = """
-UPDATE session_handoffs SET briefing = $2, briefing_status = 'ready', updated_at = now()
-WHERE id = $1 AND briefing_status IS DISTINCT FROM 'ready'
-"""
-
-
 async def run(handoff_id: uuid.UUID) -> str | None:
     ctx = await load(handoff_id)
     if ctx is None:
         return None
     if ctx.briefing_status != "ready":
         text = await write_briefing(ctx)
-        await db.execute(SAVE, handoff_id, text)
+        await save_briefing(handoff_id=handoff_id, text=text)
     event = HandoffBriefingReady(handoff_id=str(handoff_id), session_id=str(ctx.session_id))
     await publish_once(ctx.account_id, handoff_id, event)
     return "ready"

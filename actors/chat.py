@@ -24,7 +24,7 @@ from actors.context import HandoffContext, load
 from actors.deliveries import Claim, Outcome, SendError
 from actors.http import call, is_permanent, status_line
 from settings import Settings, get_settings
-from tables import db
+from tables.queries.chat_channels import enabled_chat_channels
 
 log = logging.getLogger("baton.actors.chat")
 
@@ -151,12 +151,6 @@ def teams_message(ctx: HandoffContext, link: str | None) -> dict[str, Any]:
 
 MESSAGE_BUILDERS = {"slack": slack_message, "teams": teams_message}
 
-ENABLED_CHANNELS = """
-SELECT id, kind, url FROM notification_channels
-WHERE account_id = $1 AND enabled ORDER BY kind, id
-"""
-
-
 WEBHOOK_NAMES = {"slack": "Slack webhook", "teams": "Teams webhook"}
 
 
@@ -171,22 +165,22 @@ async def notify(handoff_id: uuid.UUID) -> list[Outcome]:
     ctx = await load(handoff_id)
     if ctx is None or ctx.intent != "escalate":
         return []
-    channels = await db.fetch(ENABLED_CHANNELS, ctx.account_id)
+    channels = await enabled_chat_channels(account_id=ctx.account_id)
     link = inbox_link()
     jobs = []
     for channel in channels:
-        kind = channel["kind"]
+        kind = channel.kind
         if kind not in MESSAGE_BUILDERS:
             continue
-        rows = await deliveries.ensure(ctx.account_id, handoff_id, kind, [str(channel["id"])])
+        rows = await deliveries.ensure(ctx.account_id, handoff_id, kind, [str(channel.id)])
         body = MESSAGE_BUILDERS[kind](ctx, link)
 
         async def send(
-            claim: Claim, kind: str = kind, url: str = channel["url"], body: dict[str, Any] = body
+            claim: Claim, kind: str = kind, url: str = channel.url, body: dict[str, Any] = body
         ) -> None:
             await post_webhook(kind, url, body)
 
-        jobs.append(deliveries.deliver(rows[str(channel["id"])], send, max_attempts=MAX_ATTEMPTS))
+        jobs.append(deliveries.deliver(rows[str(channel.id)], send, max_attempts=MAX_ATTEMPTS))
     # Concurrently: a slow Teams never holds up Slack.
     return list(await asyncio.gather(*jobs))
 

@@ -46,13 +46,12 @@ from dramatiq.middleware import CurrentMessage
 
 from actors.metrics import count_delivery
 from settings import get_settings
-from tables import db
+from tables.queries import deliveries as ledger
+from tables.queries.deliveries import INTERRUPTED_NOTE as INTERRUPTED_NOTE  # the ledger's own words
 
 log = logging.getLogger("baton.deliveries")
 
 LAST_ERROR_MAX_CHARS = 500
-INTERRUPTED_PREFIX = "interrupted: "
-INTERRUPTED_NOTE = INTERRUPTED_PREFIX + "a previous attempt stopped mid-send; sent again"
 
 
 class SendError(Exception):
@@ -104,48 +103,14 @@ def _error_text(error: BaseException | str) -> str:
     return text[:LAST_ERROR_MAX_CHARS]
 
 
-ENSURE = """
-INSERT INTO deliveries
-    (id, account_id, handoff_id, channel, recipient, status, attempts, created_at, updated_at)
-SELECT gen_random_uuid(), $1, $2, $3, recipient, 'pending', 0, now(), now()
-FROM unnest($4::text[]) AS recipient
-ON CONFLICT (handoff_id, channel, recipient) DO NOTHING
-"""
-
-ROW_IDS = """
-SELECT id, recipient FROM deliveries
-WHERE handoff_id = $1 AND channel = $2 AND recipient = ANY($3::text[])
-"""
-
-
 async def ensure(
     account_id: uuid.UUID, handoff_id: uuid.UUID, channel: str, recipients: Iterable[str]
 ) -> dict[str, uuid.UUID]:
     """The rows for ``recipients`` (created when missing): {recipient: delivery id}."""
     wanted = list(dict.fromkeys(recipients))
-    if not wanted:
-        return {}
-    async with db.connection() as conn:
-        await conn.execute(ENSURE, account_id, handoff_id, channel, wanted)
-        rows = await conn.fetch(ROW_IDS, handoff_id, channel, wanted)
-    return {row["recipient"]: row["id"] for row in rows}
-
-
-# In SET, "status" and "last_error" are the values before the update: RETURNING sees the
-# new ones, so the interrupted mark is how the claimer learns a crashed attempt was here.
-CLAIM = f"""
-UPDATE deliveries
-SET status = 'sending',
-    attempts = attempts + 1,
-    last_error = CASE WHEN status = 'sending' THEN '{INTERRUPTED_NOTE}' ELSE last_error END,
-    updated_at = now()
-WHERE id = $1
-  AND (status = 'pending'
-       OR (status = 'sending' AND updated_at < now() - make_interval(secs => $2)))
-RETURNING id, channel, recipient, attempts, last_error = '{INTERRUPTED_NOTE}' AS interrupted
-"""
-
-STATUS = "SELECT status FROM deliveries WHERE id = $1"
+    return await ledger.ensure_rows(
+        account_id=account_id, handoff_id=handoff_id, channel=channel, recipients=wanted
+    )
 
 
 async def claim(delivery_id: uuid.UUID, *, lease: float | None = None) -> Claim | Outcome:
@@ -154,61 +119,33 @@ async def claim(delivery_id: uuid.UUID, *, lease: float | None = None) -> Claim 
     ``lease``: how long a row may stay ``sending`` before it counts as a crashed attempt
     (default ``stale_after_s()``); every claimer of a channel's rows passes the same.
     """
-    async with db.connection() as conn:
-        row = await conn.fetchrow(CLAIM, delivery_id, stale_after_s() if lease is None else lease)
-        if row is not None:
-            claimed = Claim(
-                row["id"], row["recipient"], row["attempts"], bool(row["interrupted"]), row["channel"]
+    row = await ledger.claim_row(delivery_id=delivery_id, lease_s=stale_after_s() if lease is None else lease)
+    if row is not None:
+        claimed = Claim(row.id, row.recipient, row.attempts, row.interrupted, row.channel)
+        if claimed.interrupted:
+            log.warning(
+                "%s delivery %s: taken over from an attempt that held it past its lease "
+                "(a crashed worker); attempt %d sends it again",
+                claimed.channel,
+                claimed.id,
+                claimed.attempts,
             )
-            if claimed.interrupted:
-                log.warning(
-                    "%s delivery %s: taken over from an attempt that held it past its lease "
-                    "(a crashed worker); attempt %d sends it again",
-                    claimed.channel,
-                    claimed.id,
-                    claimed.attempts,
-                )
-            return claimed
-        status = await conn.fetchval(STATUS, delivery_id)
-    if status == "sent":
+        return claimed
+    state = await ledger.row_state(delivery_id=delivery_id)
+    if state is not None and state.status == "sent":
         return Outcome.ALREADY_SENT
-    if status == "failed" or status is None:
+    if state is None or state.status == "failed":
         return Outcome.FAILED
     return Outcome.IN_FLIGHT
 
 
-# Each mark applies only while the row is still this attempt's claim: ``attempts`` is
-# the claim's number. A row reclaimed meanwhile belongs to the later attempt. A row taken
-# over from a crashed attempt keeps that note once sent: its recipient may have got two
-# copies, and the audit trail (GET /deliveries) says why. Not a PSA note: an interrupted
-# push adopts the note the PSA already holds instead of posting another.
-MARK_SENT = f"""
-UPDATE deliveries
-SET status = 'sent', sent_at = now(), updated_at = now(),
-    last_error = CASE WHEN last_error = '{INTERRUPTED_NOTE}' AND channel <> 'psa' THEN last_error END
-WHERE id = $1 AND status = 'sending' AND attempts = $2
-RETURNING status
-"""
-
-MARK_RETRY = """
-UPDATE deliveries
-SET status = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END,
-    last_error = $2, updated_at = now()
-WHERE id = $1 AND status = 'sending' AND attempts = $4
-RETURNING status
-"""
-
-MARK_FAILED = """
-UPDATE deliveries SET status = 'failed', last_error = $2, updated_at = now()
-WHERE id = $1 AND status = 'sending' AND attempts = $3
-RETURNING status
-"""
-
-NOW_HELD = "SELECT status, attempts FROM deliveries WHERE id = $1"
+# Each mark applies only while the row is still this attempt's claim (``attempts`` is the
+# claim's number; tables/queries/deliveries.py): a row reclaimed meanwhile belongs to the
+# later attempt, and the late one changes nothing but says so loudly.
 
 
 async def _claim_lost(claimed: Claim, what: str) -> None:
-    now = await db.fetchrow(NOW_HELD, claimed.id)
+    now = await ledger.row_state(delivery_id=claimed.id)
     log.error(
         "%s delivery %s: attempt %d %s, but the row is no longer its claim (now %s, attempt %s): "
         "another attempt took it over as crashed, so the message may go out twice; the lease "
@@ -217,27 +154,31 @@ async def _claim_lost(claimed: Claim, what: str) -> None:
         claimed.id,
         claimed.attempts,
         what,
-        now["status"] if now else "gone",
-        now["attempts"] if now else "-",
+        now.status if now else "gone",
+        now.attempts if now else "-",
     )
 
 
 async def mark_sent(claimed: Claim) -> None:
-    if await db.fetchrow(MARK_SENT, claimed.id, claimed.attempts) is None:
+    if not await ledger.mark_sent(delivery_id=claimed.id, attempt=claimed.attempts):
         await _claim_lost(claimed, "sent it")
 
 
 async def mark_retry(claimed: Claim, error: BaseException | str, *, max_attempts: int) -> Outcome:
     """Back to ``pending`` for another try, or ``failed`` once ``max_attempts`` are spent."""
-    status = await db.fetchrow(MARK_RETRY, claimed.id, _error_text(error), max_attempts, claimed.attempts)
+    status = await ledger.mark_retry(
+        delivery_id=claimed.id, attempt=claimed.attempts, error=_error_text(error), max_attempts=max_attempts
+    )
     if status is None:
         await _claim_lost(claimed, f"failed ({_error_text(error)})")
         return Outcome.IN_FLIGHT
-    return Outcome.FAILED if status["status"] == "failed" else Outcome.RETRY
+    return Outcome.FAILED if status == "failed" else Outcome.RETRY
 
 
 async def mark_failed(claimed: Claim, error: BaseException | str) -> Outcome:
-    if await db.fetchrow(MARK_FAILED, claimed.id, _error_text(error), claimed.attempts) is None:
+    if not await ledger.mark_failed(
+        delivery_id=claimed.id, attempt=claimed.attempts, error=_error_text(error)
+    ):
         await _claim_lost(claimed, f"failed for good ({_error_text(error)})")
         return Outcome.IN_FLIGHT
     return Outcome.FAILED
@@ -309,19 +250,13 @@ class DeliveriesPending(dramatiq.Retry):
         super().__init__(f"{what}: {summary}", delay=delay_ms)
 
 
-LEASE_LEFT = """
-SELECT extract(epoch FROM min(updated_at) + make_interval(secs => $2) - now())::float8 AS left_s
-FROM deliveries WHERE id = ANY($1::uuid[]) AND status = 'sending'
-"""
-
 IN_FLIGHT_RETRY_MIN_S = 1.0
 
 
 async def in_flight_retry_s(delivery_ids: list[uuid.UUID], lease: float) -> float:
     """When to look again at rows another attempt holds: a live attempt marks its row
     by itself; a crashed one's row can be claimed once its lease has run out."""
-    row = await db.fetchrow(LEASE_LEFT, delivery_ids, lease)
-    left = row["left_s"] if row is not None and row["left_s"] is not None else 0.0
+    left = await ledger.lease_left_s(delivery_ids=delivery_ids, lease_s=lease) or 0.0
     return max(IN_FLIGHT_RETRY_MIN_S, left + IN_FLIGHT_RETRY_MIN_S)
 
 

@@ -20,15 +20,19 @@ never a second e-mail.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-import asyncpg
-
+from actors.job_delays import job_delays_s
 from settings import get_settings
 from tables import db
-from tables.delivery import ANNOUNCE_EVENTS
+from tables.queries import deliveries as ledger
+from tables.queries import outbox
+from tables.queries.advisory_locks import try_transaction_lock
 
 log = logging.getLogger("baton.deliveries")
+
+T = TypeVar("T")
 
 SWEEP_INTERVAL_MAX_S = 600.0
 JOB_SENDS_MAX = 5  # a job sent this many times in all is not swept again
@@ -45,53 +49,18 @@ JOB_OF_CHANNEL = {
     "psa": "push_documentation",
 }
 
-TAKE_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext($1))"
-
-RESEND_STUCK = """
-INSERT INTO outbox (id, account_id, actor_name, payload, attempts, created_at)
-SELECT gen_random_uuid(), account_id, actor_name,
-       jsonb_build_object('handoff_id', handoff_id::text), 0, now()
-FROM (
-    SELECT DISTINCT d.account_id, d.handoff_id, job.actor_name
-    FROM deliveries AS d
-    JOIN unnest($3::text[], $4::text[]) AS job(channel, actor_name) ON job.channel = d.channel
-    WHERE d.status IN ('pending', 'sending')
-      AND d.updated_at < now() - make_interval(secs => $1)
-      AND d.created_at > now() - make_interval(secs => $2)
-) AS stuck
-RETURNING actor_name, payload->>'handoff_id' AS handoff_id
-"""
-
-
-# Sent, never done, not announcements (the relay publishes those itself, done at once),
-# and for a delayed job (the reminder) only once it is overdue by as long.
-RESEND_UNDONE_JOBS = """
-UPDATE outbox SET sent_at = NULL
-WHERE sent_at IS NOT NULL AND done_at IS NULL
-  AND sent_at < now() - make_interval(secs => $1)
-  AND created_at > now() - make_interval(secs => $2)
-  AND attempts < $3
-  AND actor_name <> $6
-  AND NOT EXISTS (
-      SELECT 1 FROM unnest($4::text[], $5::float8[]) AS delayed(actor_name, delay_s)
-      WHERE delayed.actor_name = outbox.actor_name
-        AND outbox.created_at > now() - make_interval(secs => $1 + delayed.delay_s)
-  )
-RETURNING actor_name, payload->>'handoff_id' AS handoff_id
-"""
-
 
 def sweep_interval_s() -> float:
     return min(SWEEP_INTERVAL_MAX_S, get_settings().delivery_sweep_after_s / 2)
 
 
-async def _fetch_alone(lock_name: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    """``sql``'s rows, in a transaction holding ``lock_name``; [] while another worker
-    holds it (it is sweeping the same rows right now)."""
-    async with db.transaction() as conn:
-        if not await conn.fetchval(TAKE_LOCK, lock_name):
+async def _alone(lock_name: str, work: Callable[[], Awaitable[list[T]]]) -> list[T]:
+    """``work()`` in a transaction holding ``lock_name``; [] while another worker holds it
+    (it is sweeping the same rows right now)."""
+    async with db.transaction():
+        if not await try_transaction_lock(name=lock_name):
             return []
-        return await conn.fetch(sql, *args)
+        return await work()
 
 
 async def sweep_lost_work(stuck_after_s: float | None = None) -> int:
@@ -104,43 +73,47 @@ async def sweep_lost_work(stuck_after_s: float | None = None) -> int:
 
 
 async def sweep_undone_jobs(stuck_after_s: float) -> int:
-    from actors.outbox import JOB_DELAYS_S  # the relay imports this module
+    async def resend() -> list[outbox.ResentJob]:
+        return await outbox.resend_undone(
+            stuck_after_s=stuck_after_s,
+            window_s=SWEEP_WINDOW_S,
+            sends_max=JOB_SENDS_MAX,
+            delays_s=job_delays_s(get_settings()),
+        )
 
-    settings = get_settings()
-    delays = {name: delay(settings) for name, delay in JOB_DELAYS_S.items()}
-    rows = await _fetch_alone(
-        SWEEP_LOCK + ":jobs",
-        RESEND_UNDONE_JOBS,
-        stuck_after_s,
-        SWEEP_WINDOW_S,
-        JOB_SENDS_MAX,
-        list(delays),
-        list(delays.values()),
-        ANNOUNCE_EVENTS,
-    )
-    for row in rows:
+    jobs = await _alone(SWEEP_LOCK + ":jobs", resend)
+    for job in jobs:
         log.warning(
             "job %s of hand-off %s sent but never done (a lost message?): sending it again",
-            row["actor_name"],
-            row["handoff_id"],
+            job.actor_name,
+            job.handoff_id,
         )
-    return len(rows)
+    return len(jobs)
 
 
 async def sweep_stuck_deliveries(stuck_after_s: float) -> int:
     """Write the jobs again for rows untouched ``stuck_after_s``; returns how many jobs."""
-    rows = await _fetch_alone(
-        SWEEP_LOCK,
-        RESEND_STUCK,
-        stuck_after_s,
-        SWEEP_WINDOW_S,
-        list(JOB_OF_CHANNEL),
-        list(JOB_OF_CHANNEL.values()),
-    )
-    for row in rows:
+
+    async def rewrite() -> list[outbox.NewJob]:
+        stuck = await ledger.stuck_rows(
+            stuck_after_s=stuck_after_s, window_s=SWEEP_WINDOW_S, channels=list(JOB_OF_CHANNEL)
+        )
+        # One job per hand-off and actor: Slack and Teams rows are one chat job.
+        wanted = {(row.account_id, row.handoff_id, JOB_OF_CHANNEL[row.channel]) for row in stuck}
+        jobs = [
+            outbox.NewJob(
+                account_id=account_id, actor_name=actor_name, payload={"handoff_id": str(handoff_id)}
+            )
+            for account_id, handoff_id, actor_name in sorted(wanted, key=str)
+        ]
+        await outbox.write_jobs(jobs=jobs)
+        return jobs
+
+    jobs = await _alone(SWEEP_LOCK, rewrite)
+    for job in jobs:
         log.warning(
             "deliveries of hand-off %s left unsent (a lost message?): %s written again",
-            row["handoff_id"],
-            row["actor_name"],
+            job.payload["handoff_id"],
+            job.actor_name,
         )
-    return len(rows)
+    return len(jobs)

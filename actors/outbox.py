@@ -14,7 +14,7 @@ sends them. A crash between the send and the ``sent_at`` update sends it again l
 delivery is at-least-once, and every actor is idempotent. A lost LISTEN connection is
 reopened with backoff; meanwhile the sweep alone carries the rows, a second late.
 
-Some jobs are delayed (``JOB_DELAYS_S``): the reminder is sent to arrive
+Some jobs are delayed (``actors/job_delays.py``): the reminder is sent to arrive
 ``BATON_REMIND_AFTER_S`` after the row was written, however late the relay is.
 """
 
@@ -40,9 +40,12 @@ from dramatiq.middleware import Middleware
 from actors.announce import publish_announcement
 from actors.broker import PiccoloPool, broker
 from actors.delivery_sweep import sweep_interval_s, sweep_lost_work
+from actors.job_delays import JOB_DELAYS_S
 from settings import Settings, get_settings
 from tables import db
-from tables.delivery import ANNOUNCE_EVENTS, OUTBOX_NOTIFY_CHANNEL
+from tables.delivery import OUTBOX_NOTIFY_CHANNEL
+from tables.queries import outbox as jobs
+from tables.queries.outbox import OutboxJob
 
 log = logging.getLogger("baton.outbox")
 
@@ -54,58 +57,20 @@ PRUNE_INTERVAL_S = 600.0
 ERROR_BACKOFF_MAX_S = 30.0
 POOL_WAIT_POLL_S = 0.1
 
-# Seconds after the row's creation at which the job should run.
-JOB_DELAYS_S: dict[str, Callable[[Settings], float]] = {
-    "remind_handoff": lambda settings: float(settings.remind_after_s),
-}
-
-LOCK_UNSENT = f"""
-SELECT id, actor_name, payload, created_at FROM outbox
-WHERE sent_at IS NULL AND actor_name = ANY($1::text[]) AND actor_name <> '{ANNOUNCE_EVENTS}'
-ORDER BY created_at
-LIMIT $2
-FOR UPDATE SKIP LOCKED
-"""
-
-# Announcements are published in commit order, so these wait for a lock another relay
-# holds (no SKIP LOCKED): that relay publishes the earlier ones first, and once it
-# commits, Postgres re-checks "sent_at IS NULL" and leaves out what it sent.
-LOCK_UNSENT_ANNOUNCEMENTS = f"""
-SELECT id, actor_name, payload, created_at FROM outbox
-WHERE sent_at IS NULL AND actor_name = '{ANNOUNCE_EVENTS}'
-ORDER BY created_at, id
-LIMIT $1
-FOR UPDATE
-"""
-
-MARK_SENT = """
-UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[])
-"""
-
-COUNT_ATTEMPT = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::uuid[])"
-
-PRUNE = "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)"
-
-UNKNOWN_ACTORS = """
-SELECT actor_name, count(*) AS n FROM outbox
-WHERE sent_at IS NULL AND NOT (actor_name = ANY($1::text[]))
-GROUP BY actor_name
-"""
-
 
 def known_actors() -> list[str]:
     return sorted(broker.get_declared_actors())
 
 
-def _delay_ms(row: Any, now: datetime, settings: Settings) -> int | None:
-    delay = JOB_DELAYS_S.get(row["actor_name"])
+def _delay_ms(row: OutboxJob, now: datetime, settings: Settings) -> int | None:
+    delay = JOB_DELAYS_S.get(row.actor_name)
     if delay is None:
         return None
-    due_in_s = delay(settings) - (now - row["created_at"]).total_seconds()
+    due_in_s = delay(settings) - (now - row.created_at).total_seconds()
     return max(int(due_in_s * 1000), 0) or None
 
 
-def _enqueue(rows: Sequence[Any], settings: Settings) -> tuple[list[uuid.UUID], str | None]:
+def _enqueue(rows: Sequence[OutboxJob], settings: Settings) -> tuple[list[uuid.UUID], str | None]:
     """Send each row's message; (ids sent, the error that stopped the rest, if any).
 
     Blocking Redis calls: run in a thread. The first connection error stops the batch,
@@ -115,53 +80,49 @@ def _enqueue(rows: Sequence[Any], settings: Settings) -> tuple[list[uuid.UUID], 
     now = datetime.now(UTC)
     for row in rows:
         try:
-            actor = broker.get_actor(row["actor_name"])
+            actor = broker.get_actor(row.actor_name)
         except dramatiq.errors.ActorNotFound:
-            log.error("outbox row %s names no actor %r; left unsent", row["id"], row["actor_name"])
+            log.error("outbox row %s names no actor %r; left unsent", row.id, row.actor_name)
             continue
-        payload = db.load_json(row["payload"]) or {}
         try:
-            options: dict[str, Any] = {OUTBOX_ID_OPTION: str(row["id"])}
-            actor.send_with_options(kwargs=payload, delay=_delay_ms(row, now, settings), **options)
+            options: dict[str, Any] = {OUTBOX_ID_OPTION: str(row.id)}
+            actor.send_with_options(kwargs=row.payload, delay=_delay_ms(row, now, settings), **options)
         except (redis.RedisError, OSError) as exc:
             return sent, f"{type(exc).__name__}: {exc}"
-        sent.append(row["id"])
+        sent.append(row.id)
     return sent, None
 
 
-async def _publish_announcements(rows: Sequence[Any]) -> tuple[list[uuid.UUID], str | None]:
+async def _publish_announcements(rows: Sequence[OutboxJob]) -> tuple[list[uuid.UUID], str | None]:
     """Publish each row's events, in order; (ids done, the error that stopped the rest)."""
     sent: list[uuid.UUID] = []
     for row in rows:
-        payload = db.load_json(row["payload"]) or {}
+        payload = row.payload
         try:
             await publish_announcement(payload["account_id"], payload["announcement_id"], payload["events"])
         except (redis.RedisError, OSError) as exc:
             return sent, f"{type(exc).__name__}: {exc}"
-        sent.append(row["id"])
+        sent.append(row.id)
     return sent, None
 
 
-async def _enqueue_jobs(rows: Sequence[Any]) -> tuple[list[uuid.UUID], str | None]:
+async def _enqueue_jobs(rows: Sequence[OutboxJob]) -> tuple[list[uuid.UUID], str | None]:
     return await asyncio.to_thread(_enqueue, rows, get_settings())
 
 
-SendRows = Callable[[Sequence[Any]], Awaitable[tuple[list[uuid.UUID], str | None]]]
+SendRows = Callable[[Sequence[OutboxJob]], Awaitable[tuple[list[uuid.UUID], str | None]]]
 
 
-async def _relay(send: SendRows, rows_sql: str, *args: Any) -> int:
+async def _relay(send: SendRows, lock_rows: Callable[[], Awaitable[list[OutboxJob]]]) -> int:
     """Lock rows, ``send`` them, mark what went; all in one transaction."""
-    async with db.transaction() as conn:
-        rows = await conn.fetch(rows_sql, *args)
+    async with db.transaction():
+        rows = await lock_rows()
         if not rows:
             return 0
         sent, error = await send(rows)
-        if sent:
-            await conn.execute(MARK_SENT, sent)
+        await jobs.mark_sent(ids=sent)
         done = set(sent)
-        unsent = [row["id"] for row in rows if row["id"] not in done]
-        if unsent:
-            await conn.execute(COUNT_ATTEMPT, unsent)
+        await jobs.count_attempt(ids=[row.id for row in rows if row.id not in done])
     if error:
         log.warning(
             "outbox: %d job(s) left unsent, Redis refused: %s; the next pass tries again",
@@ -174,13 +135,17 @@ async def _relay(send: SendRows, rows_sql: str, *args: Any) -> int:
 async def relay_unsent() -> int:
     """One pass of the relay over the unsent rows (at most ``RELAY_BATCH_ROWS`` of jobs,
     and as many announcements)."""
-    announced = await _relay(_publish_announcements, LOCK_UNSENT_ANNOUNCEMENTS, RELAY_BATCH_ROWS)
-    return max(await _relay(_enqueue_jobs, LOCK_UNSENT, known_actors(), RELAY_BATCH_ROWS), announced)
+    announced = await _relay(
+        _publish_announcements, lambda: jobs.lock_unsent_announcements(limit=RELAY_BATCH_ROWS)
+    )
+    relayed = await _relay(
+        _enqueue_jobs, lambda: jobs.lock_unsent_jobs(actor_names=known_actors(), limit=RELAY_BATCH_ROWS)
+    )
+    return max(relayed, announced)
 
 
 async def prune() -> int:
-    status = await db.execute(PRUNE, float(KEEP_SENT_S))
-    return int(status.split()[-1]) if status.startswith("DELETE") else 0
+    return await jobs.prune_sent(older_than_s=float(KEEP_SENT_S))
 
 
 class OutboxListener:
@@ -285,13 +250,11 @@ async def _prune_and_report() -> None:
     pruned = await prune()
     if pruned:
         log.info("outbox: pruned %d sent row(s)", pruned)
-    unknown = await db.fetch(UNKNOWN_ACTORS, known_actors())
-    for row in unknown:
-        log.error("outbox: %d unsent row(s) for unknown actor %r", row["n"], row["actor_name"])
+    for unknown in await jobs.unsent_of_unknown_actors(known=known_actors()):
+        log.error("outbox: %d unsent row(s) for unknown actor %r", unknown.n, unknown.actor_name)
 
 
 OUTBOX_ID_OPTION = "baton_outbox_id"  # message option: the outbox row a message carries
-MARK_DONE = "UPDATE outbox SET done_at = now() WHERE id = $1 AND done_at IS NULL"
 
 
 class OutboxJobDone(Middleware):
@@ -312,7 +275,7 @@ class OutboxJobDone(Middleware):
         if exception is not None or not outbox_id or loop_thread is None:
             return
         try:
-            loop_thread.run_coroutine(db.execute(MARK_DONE, uuid.UUID(str(outbox_id))))
+            loop_thread.run_coroutine(jobs.mark_done(outbox_id=uuid.UUID(str(outbox_id))))
         except Exception:  # the job is done; at worst the sweep runs it (idempotent) again
             log.exception("outbox: could not mark job %s done", outbox_id)
 

@@ -25,105 +25,82 @@ from actors import deliveries
 from actors.broker import broker
 from actors.chat import headline
 from actors.context import load
-from actors.email import SMTP_CONNECTIONS_PER_BATCH, send_batch
-from actors.email import lease_s as email_lease_s
+from actors.mail_batches import SMTP_CONNECTIONS_PER_BATCH, send_batch
+from actors.mail_message import EMAIL_RECIPIENT_PREFIX
+from actors.mail_transport import lease_s as email_lease_s
 from settings import get_settings
 from tables import db
-from tables.enums import PRIORITIES, SENIOR_ROLES
+from tables.enums import PRIORITIES, SENIOR_ROLES, HandoffState, Intent
+from tables.queries import deliveries as ledger
+from tables.queries import reminder as queries
+from tables.queries.deliveries import SENT_AT_BIRTH_PREFIX
+from tables.queries.recipients import reminder_recipients
 
 log = logging.getLogger("baton.actors.reminder")
 
 CHANNEL = "reminder"
 REMINDER_KIND = "session.escalation_reminder"
 
-# One step up, capped at the top.
-_NEXT_PRIORITY_SQL = (
-    "CASE priority "
-    + " ".join(f"WHEN '{low}' THEN '{high}'" for low, high in itertools.pairwise(PRIORITIES))
-    + " ELSE priority END"
-)
-
-MARK_REMINDED = f"""
-UPDATE session_handoffs
-SET reminded_at = now(), priority = {_NEXT_PRIORITY_SQL}, updated_at = now()
-WHERE id = $1 AND intent = 'escalate' AND state = 'open' AND claimed_by IS NULL
-  AND reminded_at IS NULL AND created_at <= now() - make_interval(secs => $2)
-RETURNING account_id, handed_off_by, target_user_id, session_id, priority
-"""
-
-# The target alone when the escalation named one, else every eligible senior but the creator.
-RECIPIENTS = """
-SELECT id, lower(email) AS email FROM users
-WHERE account_id = $1 AND is_active AND deleted_at IS NULL
-  AND CASE WHEN $2::uuid IS NOT NULL THEN id = $2::uuid
-           ELSE account_role = ANY($3::text[]) AND id <> $4 END
-"""
-
-INSERT_BELLS = """
-INSERT INTO app_notifications
-    (id, account_id, user_id, kind, title, body, link, handoff_id, session_id, created_at)
-SELECT gen_random_uuid(), $1, user_id, $2, $3, $4, NULL, $5, $6, now()
-FROM unnest($7::uuid[]) AS user_id
-"""
-
-INSERT_ROWS = """
-INSERT INTO deliveries
-    (id, account_id, handoff_id, channel, recipient, status, attempts, sent_at, created_at, updated_at)
-SELECT gen_random_uuid(), $1, $2, $3, recipient,
-       CASE WHEN recipient LIKE 'bell:%' THEN 'sent' ELSE 'pending' END,
-       CASE WHEN recipient LIKE 'bell:%' THEN 1 ELSE 0 END,
-       CASE WHEN recipient LIKE 'bell:%' THEN now() END, now(), now()
-FROM unnest($4::text[]) AS recipient
-ON CONFLICT (handoff_id, channel, recipient) DO NOTHING
-"""
-
-UNSENT_EMAILS = """
-SELECT id FROM deliveries
-WHERE handoff_id = $1 AND channel = $2 AND recipient LIKE 'email:%' AND status IN ('pending', 'sending')
-"""
+# The reminder's state rule: which hand-offs it may remind, and the priority one step up
+# (capped at the top). tables/states.py (the one state machine) is to own this; once it
+# does, these definitions become one import from there.
+REMINDED_INTENT: Intent = "escalate"
+REMINDABLE_STATE: HandoffState = "open"
+RAISED_PRIORITY: dict[str, str] = dict(itertools.pairwise(PRIORITIES))
 
 
 async def remind(handoff_id: uuid.UUID) -> bool:
     """Reminds once if due; True when this call did. Sends any reminder e-mails still unsent."""
     settings = get_settings()
     ctx = await load(handoff_id)
-    if ctx is None or ctx.intent != "escalate":
+    if ctx is None or ctx.intent != REMINDED_INTENT:
         return False
     due_at = ctx.created_at + timedelta(seconds=settings.remind_after_s)
     early_s = (due_at - datetime.now(UTC)).total_seconds()
-    if ctx.reminded_at is None and ctx.state == "open" and early_s > 0:
+    if ctx.reminded_at is None and ctx.state == REMINDABLE_STATE and early_s > 0:
         # Arrived early (the clock of whoever sent it): come back when it is due.
         await asyncio.to_thread(
             remind_handoff.send_with_options, args=(str(handoff_id),), delay=int(early_s * 1000) + 1
         )
         return False
     reminded = False
-    async with db.transaction() as conn:
-        row = await conn.fetchrow(MARK_REMINDED, handoff_id, float(settings.remind_after_s))
+    async with db.transaction():
+        row = await queries.mark_reminded(
+            handoff_id=handoff_id,
+            remind_after_s=float(settings.remind_after_s),
+            intent=REMINDED_INTENT,
+            from_state=REMINDABLE_STATE,
+            raised_priority=RAISED_PRIORITY,
+        )
         if row is not None:
             reminded = True
-            users = await conn.fetch(
-                RECIPIENTS, row["account_id"], row["target_user_id"], list(SENIOR_ROLES), row["handed_off_by"]
+            users = await reminder_recipients(
+                account_id=row.account_id,
+                target_user_id=row.target_user_id,
+                roles=SENIOR_ROLES,
+                creator_id=row.handed_off_by,
             )
-            title = "Still open: " + headline(ctx)
-            body = f"Nobody has picked this up yet; its priority is now {row['priority']}."
-            user_ids = [user["id"] for user in users]
-            await conn.execute(
-                INSERT_BELLS,
-                row["account_id"],
-                REMINDER_KIND,
-                title,
-                body,
-                handoff_id,
-                row["session_id"],
-                user_ids,
+            user_ids = [user.id for user in users]
+            await queries.ring_bells(
+                account_id=row.account_id,
+                kind=REMINDER_KIND,
+                title="Still open: " + headline(ctx),
+                body=f"Nobody has picked this up yet; its priority is now {row.priority}.",
+                handoff_id=handoff_id,
+                session_id=row.session_id,
+                user_ids=user_ids,
             )
-            recipients = [f"bell:{user_id}" for user_id in user_ids]
-            recipients += sorted({f"email:{user['email']}" for user in users if user["email"]})
-            await conn.execute(INSERT_ROWS, row["account_id"], handoff_id, CHANNEL, recipients)
+            # A bell's row is sent at birth: its bell is written right here.
+            recipients = [f"{SENT_AT_BIRTH_PREFIX}{user_id}" for user_id in user_ids]
+            recipients += sorted({f"{EMAIL_RECIPIENT_PREFIX}{user.email}" for user in users if user.email})
+            await ledger.insert_rows(
+                account_id=row.account_id, handoff_id=handoff_id, channel=CHANNEL, recipients=recipients
+            )
     if reminded:
         log.info("hand-off %s: reminded, priority raised", handoff_id)
-    unsent = [r["id"] for r in await db.fetch(UNSENT_EMAILS, handoff_id, CHANNEL)]
+    unsent = await ledger.unsent_ids(
+        handoff_id=handoff_id, channel=CHANNEL, recipient_prefix=EMAIL_RECIPIENT_PREFIX
+    )
     if unsent:
         outcomes = await send_batch(handoff_id, unsent, "reminder")
         deliveries.raise_if_pending(f"reminder e-mails of hand-off {handoff_id}", outcomes)
@@ -131,7 +108,7 @@ async def remind(handoff_id: uuid.UUID) -> bool:
 
 
 # Reminder e-mails go out over SMTP_CONNECTIONS_PER_BATCH connections, each send within
-# its lease at worst (actors/email.py), plus Postgres. A backstop: a send under way is
+# its lease at worst (actors/mail_transport.py), plus Postgres. A backstop: a send under way is
 # recorded even when the limit cancels the actor.
 SENDS_PER_RUN_MAX = 20
 TIME_LIMIT_MARGIN_S = 60

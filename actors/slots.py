@@ -8,7 +8,8 @@ when none is free they send themselves again a little later (a new message, not 
 and give the thread back at once.
 
 Process memory only: the counters live on the worker's asyncio loop, where every async
-actor of the process runs.
+actor of the process runs. Dramatiq isolates queues only by process (``--queues``), which
+would take separate pools to do this; why these stay: docs/architecture.md, "Bulkheads".
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ Why raw asyncpg connections at all, on a Piccolo pool: the click path (create, c
 release, queue) is written as SQL for its cost — Piccolo's query builder adds ~0.2-0.3 ms
 of CPU per query here (``Table.raw`` ~0.04 ms; bench/piccolo_cost.py), and a create runs
 six to eight statements — and several of its statements are CTEs chaining a conditional
-``UPDATE … RETURNING`` into inserts. Everything else uses the builder, through ``run``. JSONB arrives as ``str`` on these connections
-(no codec on Piccolo's pool): decode it with ``load_json``; send JSON as text with
-``dump_json`` and a ``::jsonb`` cast.
+``UPDATE … RETURNING`` into inserts. Everything else uses the builder, through ``run``.
+JSONB arrives as ``str`` on these connections (no codec on Piccolo's pool): decode it
+with ``load_json``; send JSON as text with ``dump_json`` and a ``::jsonb`` cast.
 """
 
 from __future__ import annotations
@@ -137,14 +137,15 @@ async def connection() -> AsyncIterator[asyncpg.Connection]:
 
 
 async def run(query: Any) -> Any:
-    """A Piccolo query-builder query (``Table.select(…)``, ``.update(…)``, …), awaited on
-    a fair turn of the pool like every other query, or inside the current
-    ``transaction()`` when there is one (Piccolo binds it through its contextvar).
-
-    Not while holding a ``connection()``: that would wait for a second turn. Costs
-    ~0.2-0.3 ms of CPU more than the same statement through ``fetch`` (bench/piccolo_cost.py):
-    nothing beside an SMTP or AI call, too much for the click path.
-    """
+    """A Piccolo query-builder statement, taking its connection the way ``connection()``
+    does: inside ``transaction()`` it runs on that transaction's connection (Piccolo
+    binds it through the engine's ``current_transaction`` context variable, which
+    ``transaction()`` sets), else on a pooled one after a fair turn. Piccolo alone would
+    take the pool's connection directly, past the line of waiters ``_fair_turn`` keeps.
+    Not inside ``connection()``: that already holds a turn, and two per task can
+    deadlock a full pool (refused). Costs ~0.2-0.3 ms of CPU more than the same
+    statement through ``fetch`` (bench/piccolo_cost.py): nothing beside an SMTP or AI
+    call, too much for the click path."""
     engine = await _engine()
     if engine.current_transaction.get() is not None:
         return await query.run()

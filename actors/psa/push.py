@@ -32,7 +32,8 @@ from actors.psa import ADAPTERS
 from actors.psa.base import Note, PsaConnectionInfo
 from actors.slots import PSA, SLOW_ACTOR_PRIORITY, in_slot
 from settings import get_settings
-from tables import db
+from tables.queries import deliveries as ledger
+from tables.queries import psa_push as queries
 
 log = logging.getLogger("baton.actors.psa")
 
@@ -49,36 +50,6 @@ class PsaResult(msgspec.Struct, kw_only=True):
     psa_note_id: str | None = None
 
 
-LOAD_CONNECTION = """
-SELECT id, kind, base_url, credentials, member_mapping
-FROM psa_connections WHERE id = $1 AND account_id = $2
-"""
-
-RECORD_NO_PSA = """
-UPDATE session_handoffs
-SET psa_push_status = 'no_psa', psa_push_error = NULL, member_mapping_warning = NULL, updated_at = now()
-WHERE id = $1 AND NOT psa_note_pushed
-"""
-
-RECORD_PUSHED = """
-UPDATE session_handoffs
-SET psa_note_pushed = true, psa_note_id = $2, psa_push_status = 'pushed', psa_push_error = NULL,
-    member_mapping_warning = $3, updated_at = now()
-WHERE id = $1
-"""
-
-RECORD_FAILED = """
-UPDATE session_handoffs
-SET psa_push_status = 'failed', psa_push_error = $2, member_mapping_warning = $3, updated_at = now()
-WHERE id = $1 AND NOT psa_note_pushed
-"""
-
-READ_RESULT = """
-SELECT psa_push_status, psa_push_error, member_mapping_warning, psa_note_id
-FROM session_handoffs WHERE id = $1
-"""
-
-LAST_ERROR = "SELECT last_error FROM deliveries WHERE id = $1"
 # What reading an answer of an unexpected shape raises (a picklist value that is no
 # number, a list where an object was due); their text may quote the answer.
 ANSWER_SHAPE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
@@ -89,17 +60,15 @@ async def _connection(ctx: HandoffContext) -> PsaConnectionInfo | None:
         return None
     # Scoped to the hand-off's account: a session naming another account's connection
     # is treated as having none.
-    row = await db.fetchrow(LOAD_CONNECTION, ctx.psa_connection_id, ctx.account_id)
-    if row is None or row["kind"] not in ADAPTERS:
+    row = await queries.psa_connection(connection_id=ctx.psa_connection_id, account_id=ctx.account_id)
+    if row is None or row.kind not in ADAPTERS:
         return None
-    credentials = db.load_json(row["credentials"])
-    mapping = db.load_json(row["member_mapping"])
     return PsaConnectionInfo(
-        id=row["id"],
-        kind=row["kind"],
-        base_url=row["base_url"],
-        credentials=credentials if isinstance(credentials, dict) else {},
-        member_mapping=mapping if isinstance(mapping, dict) else {},
+        id=row.id,
+        kind=row.kind,
+        base_url=row.base_url,
+        credentials=row.credentials,
+        member_mapping=row.member_mapping,
     )
 
 
@@ -116,15 +85,10 @@ def member_of(ctx: HandoffContext, connection: PsaConnectionInfo) -> tuple[str |
 
 
 async def _result(handoff_id: uuid.UUID) -> PsaResult:
-    row = await db.fetchrow(READ_RESULT, handoff_id)
-    if row is None or row["psa_push_status"] is None:
+    row = await queries.push_result(handoff_id=handoff_id)
+    if row is None or row.psa_push_status is None:
         return PsaResult(psa_push_status="failed", psa_push_error="not pushed yet")
-    return PsaResult(
-        psa_push_status=row["psa_push_status"],
-        psa_push_error=row["psa_push_error"],
-        member_mapping_warning=row["member_mapping_warning"],
-        psa_note_id=row["psa_note_id"],
-    )
+    return msgspec.convert(msgspec.structs.asdict(row), PsaResult)
 
 
 async def push(handoff_id: uuid.UUID) -> tuple[PsaResult, Outcome | None, Documentation | None]:
@@ -138,7 +102,7 @@ async def push(handoff_id: uuid.UUID) -> tuple[PsaResult, Outcome | None, Docume
     documentation = render(ctx)
     connection = await _connection(ctx)
     if connection is None:
-        await db.execute(RECORD_NO_PSA, handoff_id)
+        await queries.record_no_psa(handoff_id=handoff_id)
         return PsaResult(psa_push_status="no_psa"), None, documentation
     assert ctx.psa_ticket_id is not None
     ticket_id = ctx.psa_ticket_id
@@ -168,7 +132,7 @@ async def push(handoff_id: uuid.UUID) -> tuple[PsaResult, Outcome | None, Docume
         if note_id is None:
             note_id = await adapter.add_note(connection, note)
         # Before the delivery is marked sent: a crash in between is found by find_note.
-        await db.execute(RECORD_PUSHED, handoff_id, note_id, warning)
+        await queries.record_pushed(handoff_id=handoff_id, note_id=note_id, warning=warning)
 
     async def send(claim: Claim) -> None:
         try:
@@ -185,22 +149,15 @@ async def push(handoff_id: uuid.UUID) -> tuple[PsaResult, Outcome | None, Docume
     delivery_id = rows[recipient]
     outcome = await deliveries.deliver(delivery_id, send, max_attempts=MAX_ATTEMPTS)
     if outcome in (Outcome.RETRY, Outcome.FAILED):
-        error = await db.fetchrow(LAST_ERROR, delivery_id)
-        await db.execute(RECORD_FAILED, handoff_id, error["last_error"] if error else None, warning)
+        error = await ledger.last_error(delivery_id=delivery_id)
+        await queries.record_failed(handoff_id=handoff_id, error=error, warning=warning)
     return await _result(handoff_id), outcome, documentation
 
 
 async def repush(handoff_id: uuid.UUID) -> tuple[PsaResult, Outcome | None, Documentation | None]:
     """``POST /handoffs/{id}/psa-push``: a failed push gets a fresh set of attempts; a
     pushed note stays the one note (a second push adopts it, it never posts another)."""
-    await db.execute(
-        """
-        UPDATE deliveries SET status = 'pending', attempts = 0, updated_at = now()
-        WHERE handoff_id = $1 AND channel = $2 AND status = 'failed'
-        """,
-        handoff_id,
-        CHANNEL,
-    )
+    await ledger.reset_failed(handoff_id=handoff_id, channel=CHANNEL)
     return await push(handoff_id)
 
 

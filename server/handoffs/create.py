@@ -220,7 +220,7 @@ async def create_in_transaction(
     announcement, announcement_id = announcement_job(account_id=caller.account_id, events=events)
     # The jobs and the events' fallback in one statement.
     jobs = [*handoff_jobs(handoff_id=handoff.id, session_id=session_id, intent=request.intent), announcement]
-    await outbox.write_jobs(conn, account_id=caller.account_id, jobs=jobs, now=now)
+    await outbox.write_change_jobs(conn, account_id=caller.account_id, jobs=jobs, now=now)
     return Committed(Created(handoff, replayed=False), tuple(events), announcement_id)
 
 

@@ -51,7 +51,7 @@ from tables import db
 from tables.delivery import ANNOUNCE_EVENTS
 from tables.enums import Intent
 from tables.queries.handoffs import GENERATE_BRIEFING
-from tables.queries.outbox import NewJob
+from tables.queries.outbox import ChangeJob
 
 ASSESS_HANDOFF: Final = "assess_handoff"
 PUSH_DOCUMENTATION: Final = "push_documentation"
@@ -77,13 +77,13 @@ JOBS_BY_INTENT: dict[Intent, tuple[str, ...]] = {
 }
 
 
-def handoff_jobs(*, handoff_id: uuid.UUID, session_id: uuid.UUID, intent: Intent) -> list[NewJob]:
+def handoff_jobs(*, handoff_id: uuid.UUID, session_id: uuid.UUID, intent: Intent) -> list[ChangeJob]:
     """The jobs of ``intent`` for this hand-off, to write in its create transaction."""
     payload = db.dump_json({"handoff_id": str(handoff_id), "session_id": str(session_id)})
-    return [NewJob(actor_name=actor_name, payload=payload) for actor_name in JOBS_BY_INTENT[intent]]
+    return [ChangeJob(actor_name=actor_name, payload=payload) for actor_name in JOBS_BY_INTENT[intent]]
 
 
-def announcement_job(*, account_id: uuid.UUID, events: Sequence[Event]) -> tuple[NewJob, uuid.UUID]:
+def announcement_job(*, account_id: uuid.UUID, events: Sequence[Event]) -> tuple[ChangeJob, uuid.UUID]:
     """The fallback that publishes ``events``, and its announcement id, for
     ``server.handoffs.announce.announce`` after commit."""
     announcement_id = uuid.uuid4()
@@ -94,4 +94,4 @@ def announcement_job(*, account_id: uuid.UUID, events: Sequence[Event]) -> tuple
             "events": [msgspec.json.decode(encode_event(event)) for event in events],
         }
     )
-    return NewJob(actor_name=ANNOUNCE_EVENTS, payload=payload), announcement_id
+    return ChangeJob(actor_name=ANNOUNCE_EVENTS, payload=payload), announcement_id

@@ -21,6 +21,7 @@ from server.problems import Problem
 from server.request_redis import REDIS_FAILURES, redis_deadline
 from server.schemas.handoffs import HandoffOut
 from tables import db
+from tables.queries.assessment import assessment_status
 
 log = logging.getLogger("baton.handoffs")
 
@@ -29,8 +30,6 @@ UPDATE session_handoffs SET assessment_status = 'pending', updated_at = now()
 WHERE id = $1 AND account_id = $2 AND assessment_status = 'failed'
 RETURNING session_id
 """
-
-STATUS = "SELECT assessment_status FROM session_handoffs WHERE id = $1 AND account_id = $2"
 
 INSERT_JOB = f"""
 INSERT INTO outbox (id, account_id, actor_name, payload, attempts, created_at)
@@ -50,7 +49,7 @@ async def retry_assessment(
     async with db.transaction() as conn:
         session_id = await conn.fetchval(MARK_PENDING, handoff_id, account_id)
         if session_id is None:
-            status = await conn.fetchval(STATUS, handoff_id, account_id)
+            status = await assessment_status(handoff_id=handoff_id, account_id=account_id)
             if status is None:
                 raise handoff_not_found()
             if status != "pending":  # pending: a retry is already under way, nothing to add

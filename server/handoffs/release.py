@@ -55,7 +55,7 @@ async def _release(conn: asyncpg.Connection, caller: UserCaller, handoff_id: uui
     event = HandoffReleased(handoff_id=str(handoff_id), session_id=str(row.session_id))
     # Committed with the release: if the publish below cannot reach Redis, the workers do.
     job, announcement_id = announcement_job(account_id=caller.account_id, events=[event])
-    await outbox.write_jobs(conn, account_id=caller.account_id, jobs=[job], now=datetime.now(UTC))
+    await outbox.write_change_jobs(conn, account_id=caller.account_id, jobs=[job], now=datetime.now(UTC))
     return Released(handoff_out(row), event, announcement_id)
 
 

@@ -20,6 +20,7 @@ from server.problems import Problem
 from server.schemas.host_app import BranchOut, SessionOut, SessionPut, StepOut
 from tables import db
 from tables.queries import sessions
+from tables.queries.session_steps import StepRecord, session_steps
 
 BRANCHES_PKEY = "session_branches_pkey"
 
@@ -30,10 +31,6 @@ SELECT id, user_id, team_id, status, problem_summary, problem_domain, step_count
 FROM ai_sessions
 WHERE id = $1 AND account_id = $2
 """
-GET_STEPS = """
-SELECT step_order, content, selected_option, free_text_input, was_skipped
-FROM session_steps WHERE session_id = $1 ORDER BY step_order, id
-"""
 GET_BRANCHES = """
 SELECT id, label, status, status_reason, parent_branch_id, branch_order
 FROM session_branches WHERE session_id = $1 ORDER BY branch_order, id
@@ -41,14 +38,14 @@ FROM session_branches WHERE session_id = $1 ORDER BY branch_order, id
 
 
 def _session_out(
-    row: Mapping[str, Any], steps: list[asyncpg.Record], branches: list[asyncpg.Record]
+    row: Mapping[str, Any], steps: list[StepRecord], branches: list[asyncpg.Record]
 ) -> SessionOut:
     fields = dict(row)
     fields["escalation_package"] = db.load_json(row["escalation_package"])
     fields["conversation_messages"] = db.load_json(row["conversation_messages"]) or []
     return SessionOut(
         **fields,
-        steps=[StepOut(**{**dict(step), "content": db.load_json(step["content"]) or {}}) for step in steps],
+        steps=[StepOut(**msgspec.structs.asdict(step)) for step in steps],
         branches=[BranchOut(**dict(branch)) for branch in branches],
     )
 
@@ -60,13 +57,14 @@ async def _fetch_session(
     row = await conn.fetchrow(GET_SESSION, session_id, account_id)
     if row is None:
         raise Problem(404, "Session not found.")
-    steps = await conn.fetch(GET_STEPS, session_id)
+    steps = await session_steps(session_id=session_id)  # on the caller's transaction
     branches = await conn.fetch(GET_BRANCHES, session_id)
     return _session_out(row, steps, branches)
 
 
 async def get_session(account_id: uuid.UUID, session_id: uuid.UUID) -> SessionOut:
-    async with db.connection() as conn:
+    # A transaction, not a bare connection: the steps' builder query runs on it.
+    async with db.transaction() as conn:
         return await _fetch_session(conn, account_id, session_id)
 
 

@@ -73,7 +73,8 @@ async def test_without_smtp_url_each_email_is_written_under_the_data_folder(
 ) -> None:
     from actors.context import load
     from actors.deliveries import Outcome, ensure
-    from actors.email import composer, send_rows
+    from actors.mail_batches import send_rows
+    from actors.mail_message import composer
 
     tech = await acme.user(name="Tess Tech")
     senior = await acme.user("owner")
@@ -106,7 +107,8 @@ async def test_each_copy_is_addressed_to_its_recipient_whatever_the_problem_text
 ) -> None:
     from actors.context import load
     from actors.deliveries import Outcome, ensure
-    from actors.email import _ID_MARK, _TO_MARK, composer, send_rows
+    from actors.mail_batches import send_rows
+    from actors.mail_message import _ID_MARK, _TO_MARK, composer
 
     tech = await acme.user(name="Tess Tech")
     hostile = f"Printer {_TO_MARK} {_ID_MARK}\r\nBcc: everyone@example.com"

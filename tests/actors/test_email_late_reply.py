@@ -2,7 +2,7 @@
 reaches the senior once (RFC 5321 §4.5.3.2.6; docs/background.md, the e-mails the chaos
 test once saw twice).
 
-The real aiosmtplib client of ``actors.email`` against the aiosmtpd fake, which stores
+The real aiosmtplib client of ``actors.mail_transport`` against the aiosmtpd fake, which stores
 each message first and only then holds its 250 past the command timeout.
 """
 
@@ -21,7 +21,7 @@ from tests.fakes.smtp import FakeSmtp
 from .conftest import escalation_session, eventually, settled
 
 if TYPE_CHECKING:  # actors bind to REDIS_URL when imported: only for the types
-    from actors.email import Composer
+    from actors.mail_message import Composer
 
 COMMAND_TIMEOUT_S = 0.5
 # Four command timeouts late, and past the old lease of a row (twice the command
@@ -58,7 +58,7 @@ async def _one_email_to_a_slow_server(
 ) -> tuple[uuid.UUID, str, Composer]:
     """One e-mail row, a server that answers DATA late: (delivery id, address, composer)."""
     from actors.context import load
-    from actors.email import composer
+    from actors.mail_message import composer
     from settings import get_settings
 
     handoff_id, delivery_id, address = await _one_email(acme)
@@ -82,7 +82,7 @@ async def test_a_250_to_data_later_than_the_command_timeout_still_means_one_copy
     acme: Tenant, db: asyncpg.Connection, smtp: FakeSmtp, environment: Callable[..., None]
 ) -> None:
     from actors.deliveries import Outcome
-    from actors.email import send_rows
+    from actors.mail_batches import send_rows
 
     delivery_id, address, compose = await _one_email_to_a_slow_server(acme, smtp, environment)
 
@@ -102,7 +102,7 @@ async def test_a_redelivered_batch_leaves_a_row_whose_250_is_still_coming_to_its
     acme: Tenant, db: asyncpg.Connection, smtp: FakeSmtp, environment: Callable[..., None]
 ) -> None:
     from actors.deliveries import Outcome
-    from actors.email import send_rows
+    from actors.mail_batches import send_rows
 
     delivery_id, address, compose = await _one_email_to_a_slow_server(acme, smtp, environment)
 

@@ -55,9 +55,7 @@ def texts(services: SessionServices) -> dict[str, Any]:
     )
     assessment = offline_assessment(ctx)
     data = msgspec.to_builtins(assessment)
-    ctx = HandoffContext(
-        **{**ctx.__dict__, "ai_assessment": assessment.summary_prose, "ai_assessment_data": data}
-    )
+    ctx = msgspec.structs.replace(ctx, ai_assessment=assessment.summary_prose, ai_assessment_data=data)
     return {"assessment": data, "briefing": offline_briefing(ctx, why="Offline briefing: no AI configured")}
 
 

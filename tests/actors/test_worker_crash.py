@@ -26,7 +26,7 @@ CRASH_ENV = {
     "BATON_WORKER_MAINTENANCE_CHANCE_PER_MILLION": "500000",
     "BATON_DELIVERY_TIMEOUT_S": "1",
     # The rows the killed worker held are claimed again once their lease runs out:
-    # 8 × 1 s + 2 × 2 s + 15 s (actors/email.py, send_deadline_s).
+    # 8 × 1 s + 2 × 2 s + 15 s (actors/mail_transport.py, send_deadline_s).
     "BATON_SMTP_DATA_TIMEOUT_S": "2",
 }
 

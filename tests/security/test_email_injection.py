@@ -160,7 +160,7 @@ def test_no_shape_of_user_text_adds_a_header_to_the_message_as_built_and_flatten
     shape: str, kind: str
 ) -> None:
     from actors.deliveries import Claim
-    from actors.email import composer
+    from actors.mail_message import composer
 
     settings = settings_with(smtp_url=None)
     outgoing = composer(_context(shape), kind, settings)(
@@ -185,7 +185,8 @@ def test_caught_mail_in_development_is_readable_by_batons_user_alone(
 ) -> None:
     import asyncio
 
-    from actors.email import FolderSender, Outgoing
+    from actors.mail_message import Outgoing
+    from actors.mail_transport import FolderSender
 
     folder = tmp_path / "mail"
     if folder_existed:  # as an earlier version left it
@@ -210,8 +211,8 @@ def test_a_message_whose_headers_are_not_the_ones_baton_wrote_is_never_sent(smug
     """The last wall, should anything upstream ever let a header through: the flattened
     message is parsed back, and a delivery of it fails for good instead of going out."""
     from actors.deliveries import Claim, SendError
-    from actors.email import Composer, build_message
     from actors.mail_headers import MalformedMessage, check_message
+    from actors.mail_message import Composer, build_message
 
     settings = settings_with(smtp_url=None)
     raw = build_message(

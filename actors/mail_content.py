@@ -1,0 +1,55 @@
+"""What the e-mails say: the escalation's and the reminder's subject and body.
+
+SPEC "E-mail fan-out": subject ``New escalation: {problem_summary or "an active
+session"}``; the body's intro, ``Reason``, ``Priority`` and a link to
+``{FRONTEND_URL}/escalations`` when set. Plain text only: the message around it, and
+every header, is ``actors/mail_message.py``'s.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from actors.context import HandoffContext
+from actors.mail_headers import header_text
+from settings import Settings
+
+MailKind = Literal["escalation", "reminder"]
+
+SUBJECT_MAX_CHARS = 200
+NO_REASON = "No reason provided."
+INTRO = "A teammate has escalated a session and is asking for help."
+REMINDER_INTRO = "This escalation is still waiting for someone to pick it up."
+
+
+def escalation_subject(ctx: HandoffContext) -> str:
+    return header_text(f"New escalation: {ctx.problem_summary or 'an active session'}")[:SUBJECT_MAX_CHARS]
+
+
+def escalation_body(ctx: HandoffContext, settings: Settings) -> str:
+    notes = (ctx.engineer_notes or "").strip()
+    body = f"{INTRO}\n\nReason: {notes or NO_REASON}\nPriority: {ctx.priority}"
+    return body + _link(settings)
+
+
+def reminder_subject(ctx: HandoffContext) -> str:
+    return header_text(f"Still open: {ctx.problem_summary or 'an active session'}")[:SUBJECT_MAX_CHARS]
+
+
+def reminder_body(ctx: HandoffContext, settings: Settings) -> str:
+    notes = (ctx.engineer_notes or "").strip()
+    body = (
+        f"{REMINDER_INTRO} Its priority is now {ctx.priority}.\n\n"
+        f"Reason: {notes or NO_REASON}\nPriority: {ctx.priority}"
+    )
+    return body + _link(settings)
+
+
+def _link(settings: Settings) -> str:
+    return f"\n\n{settings.frontend_url.rstrip('/')}/escalations" if settings.frontend_url else ""
+
+
+def subject_and_body(ctx: HandoffContext, kind: MailKind, settings: Settings) -> tuple[str, str]:
+    if kind == "reminder":
+        return reminder_subject(ctx), reminder_body(ctx, settings)
+    return escalation_subject(ctx), escalation_body(ctx, settings)
