@@ -13,7 +13,6 @@ so a crash after the commit loses none of them and the check keeps it to once.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import math
 import uuid
@@ -30,23 +29,22 @@ from actors.mail_message import EMAIL_RECIPIENT_PREFIX
 from actors.mail_transport import lease_s as email_lease_s
 from settings import get_settings
 from tables import db
-from tables.enums import PRIORITIES, SENIOR_ROLES, HandoffState, Intent
+from tables.enums import SENIOR_ROLES
 from tables.queries import deliveries as ledger
 from tables.queries import reminder as queries
 from tables.queries.deliveries import SENT_AT_BIRTH_PREFIX
 from tables.queries.recipients import reminder_recipients
+from tables.states import PRIORITY_STEP_UP, REMIND, REMINDED_INTENT
 
 log = logging.getLogger("baton.actors.reminder")
 
 CHANNEL = "reminder"
 REMINDER_KIND = "session.escalation_reminder"
 
-# The reminder's state rule: which hand-offs it may remind, and the priority one step up
-# (capped at the top). tables/states.py (the one state machine) is to own this; once it
-# does, these definitions become one import from there.
-REMINDED_INTENT: Intent = "escalate"
-REMINDABLE_STATE: HandoffState = "open"
-RAISED_PRIORITY: dict[str, str] = dict(itertools.pairwise(PRIORITIES))
+# The reminder's transition, from the one state machine: which hand-offs it may remind
+# (an escalation still in REMIND's source state) and the priority one step up.
+(REMINDABLE_STATE,) = REMIND.sources
+RAISED_PRIORITY = PRIORITY_STEP_UP
 
 
 async def remind(handoff_id: uuid.UUID) -> bool:

@@ -98,6 +98,7 @@ RELEASE = HandoffTransition("release", ("claimed",), "open", Who.HOLDER_OR_OVERS
 # Once per escalation still open and unclaimed after BATON_REMIND_AFTER_S: the state
 # stays, the priority goes one step up (``raised_priority``).
 REMIND = HandoffTransition("remind", ("open",), "open", Who.BATON)
+REMINDED_INTENT: Final = "escalate"  # a park is never reminded
 # POST /handoffs/{id}/resolve (SPEC, second edition), by outcome. ``resolved`` is final.
 RESOLVE = HandoffTransition("resolve", ("open", "claimed"), "resolved", Who.HOLDER_OR_OVERSEER)
 RETURN = HandoffTransition("return", ("open", "claimed"), "resolved", Who.HOLDER_OR_OVERSEER)
@@ -211,6 +212,10 @@ def raised_priority(priority: Priority) -> Priority:
     """One step up ``PRIORITIES`` (low -> normal -> high -> urgent), capped at the top."""
     index = PRIORITIES.index(priority)
     return PRIORITIES[min(index + 1, len(PRIORITIES) - 1)]
+
+
+# Each priority's next one up (urgent has none): what the reminder's UPDATE sets.
+PRIORITY_STEP_UP: Final[dict[str, str]] = dict(itertools.pairwise(PRIORITIES))
 
 
 def raised_priority_sql(column: str = "priority") -> str:
