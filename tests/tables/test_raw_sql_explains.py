@@ -129,7 +129,15 @@ async def connection(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
+def _numbered(sql: str) -> str:
+    """A Piccolo ``QueryString`` template (``Table.raw``) marks its values ``{}``: give them
+    the ``$n`` numbers Postgres prepares (as Piccolo does when it runs the query)."""
+    parts = sql.split("{}")
+    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
+
+
 async def _problem(conn: asyncpg.Connection, sql: str, generic_plan: bool) -> str | None:
+    sql = _numbered(sql)
     try:
         await conn.prepare(sql)
         if generic_plan:
