@@ -12,42 +12,32 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
 
 import redis.asyncio
 
+from inbox import keys
+from inbox.events import HandoffAssessmentReady
 from server.handoffs.jobs import ASSESS_HANDOFF
 from server.handoffs.read import get_handoff, handoff_not_found
 from server.problems import Problem
 from server.request_redis import REDIS_FAILURES, redis_deadline
 from server.schemas.handoffs import HandoffOut
 from tables import db
-from tables.queries.assessment import assessment_status
+from tables.queries.assessment import assessment_status, mark_retry_pending
+from tables.queries.outbox import ChangeJob, write_change_jobs
 
 log = logging.getLogger("baton.handoffs")
 
-MARK_PENDING = """
-UPDATE session_handoffs SET assessment_status = 'pending', updated_at = now()
-WHERE id = $1 AND account_id = $2 AND assessment_status = 'failed'
-RETURNING session_id
-"""
-
-INSERT_JOB = f"""
-INSERT INTO outbox (id, account_id, actor_name, payload, attempts, created_at)
-VALUES (gen_random_uuid(), $1, '{ASSESS_HANDOFF}',
-        jsonb_build_object('handoff_id', $2::text, 'session_id', $3::text), 0, now())
-"""
-
-ASSESSMENT_READY_EVENT = "handoff_assessment_ready"
+# The event the failed run announced once (and whose once-mark a retry clears).
+ASSESSMENT_READY_EVENT: str = HandoffAssessmentReady.__struct_config__.tag  # type: ignore[assignment]
 
 
 async def retry_assessment(
     *, account_id: uuid.UUID, handoff_id: uuid.UUID, redis_client: redis.asyncio.Redis
 ) -> HandoffOut:
-    # Imported here: actors bind to REDIS_URL when imported (see server.handoffs.jobs).
-    from actors.events import published_mark_key
-
     async with db.transaction() as conn:
-        session_id = await conn.fetchval(MARK_PENDING, handoff_id, account_id)
+        session_id = await mark_retry_pending(handoff_id=handoff_id, account_id=account_id)
         if session_id is None:
             status = await assessment_status(handoff_id=handoff_id, account_id=account_id)
             if status is None:
@@ -61,7 +51,7 @@ async def retry_assessment(
                 # commit that hands the job over, so the job never runs ahead of it.
                 async with redis_deadline():
                     await redis_client.delete(
-                        published_mark_key(account_id, handoff_id, ASSESSMENT_READY_EVENT)
+                        keys.handoff_event_mark(account_id, handoff_id, ASSESSMENT_READY_EVENT)
                     )
             except REDIS_FAILURES as exc:
                 log.warning(
@@ -71,5 +61,7 @@ async def retry_assessment(
                 raise Problem(
                     503, "The inbox could not be reached to announce the retry; try again shortly."
                 ) from None
-            await conn.execute(INSERT_JOB, account_id, str(handoff_id), str(session_id))
+            payload = db.dump_json({"handoff_id": str(handoff_id), "session_id": str(session_id)})
+            job = ChangeJob(actor_name=ASSESS_HANDOFF, payload=payload)
+            await write_change_jobs(conn, account_id=account_id, jobs=[job], now=datetime.now(UTC))
     return await get_handoff(account_id, handoff_id)

@@ -9,7 +9,6 @@ The writes are tables/queries/sessions.py's.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -24,48 +23,31 @@ from tables.queries.session_steps import StepRecord, session_steps
 
 BRANCHES_PKEY = "session_branches_pkey"
 
-GET_SESSION = """
-SELECT id, user_id, team_id, status, problem_summary, problem_domain, step_count, confidence_tier,
-       is_branching, active_branch_id, escalation_reason, escalated_to_id, escalation_package,
-       handoff_count, psa_ticket_id, psa_connection_id, conversation_messages, created_at, updated_at
-FROM ai_sessions
-WHERE id = $1 AND account_id = $2
-"""
-GET_BRANCHES = """
-SELECT id, label, status, status_reason, parent_branch_id, branch_order
-FROM session_branches WHERE session_id = $1 ORDER BY branch_order, id
-"""
-
 
 def _session_out(
-    row: Mapping[str, Any], steps: list[StepRecord], branches: list[asyncpg.Record]
+    fields: dict[str, Any], steps: list[StepRecord], branches: list[sessions.BranchRecord]
 ) -> SessionOut:
-    fields = dict(row)
-    fields["escalation_package"] = db.load_json(row["escalation_package"])
-    fields["conversation_messages"] = db.load_json(row["conversation_messages"]) or []
     return SessionOut(
         **fields,
         steps=[StepOut(**msgspec.structs.asdict(step)) for step in steps],
-        branches=[BranchOut(**dict(branch)) for branch in branches],
+        branches=[BranchOut(**msgspec.structs.asdict(branch)) for branch in branches],
     )
 
 
-async def _fetch_session(
-    conn: asyncpg.Connection, account_id: uuid.UUID, session_id: uuid.UUID
-) -> SessionOut:
-    # One after the other: a connection runs one query at a time.
-    row = await conn.fetchrow(GET_SESSION, session_id, account_id)
-    if row is None:
+async def _fetch_session(account_id: uuid.UUID, session_id: uuid.UUID) -> SessionOut:
+    """The session as stored; on the caller's transaction when there is one (a PUT's)."""
+    fields = await sessions.session_fields(account_id=account_id, session_id=session_id)
+    if fields is None:
         raise Problem(404, "Session not found.")
-    steps = await session_steps(session_id=session_id)  # on the caller's transaction
-    branches = await conn.fetch(GET_BRANCHES, session_id)
-    return _session_out(row, steps, branches)
+    steps = await session_steps(session_id=session_id)
+    branches = await sessions.session_branches(session_id=session_id)
+    return _session_out(fields, steps, branches)
 
 
 async def get_session(account_id: uuid.UUID, session_id: uuid.UUID) -> SessionOut:
-    # A transaction, not a bare connection: the steps' builder query runs on it.
-    async with db.transaction() as conn:
-        return await _fetch_session(conn, account_id, session_id)
+    # One transaction: the three reads see one state of the session.
+    async with db.transaction():
+        return await _fetch_session(account_id, session_id)
 
 
 def _session_write(body: SessionPut) -> sessions.SessionWrite:
@@ -132,7 +114,7 @@ async def put_session(
                     for branch in body.branches
                 ],
             )
-            return await _fetch_session(conn, account_id, session_id), created
+            return await _fetch_session(account_id, session_id), created
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == BRANCHES_PKEY:
             raise Problem(

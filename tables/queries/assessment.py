@@ -56,6 +56,24 @@ async def merge_suggested_steps(*, session_id: uuid.UUID, steps: list[str]) -> N
     )
 
 
+async def mark_retry_pending(*, handoff_id: uuid.UUID, account_id: uuid.UUID) -> uuid.UUID | None:
+    """A ``failed`` assessment back to ``pending`` (a retry); the session's id when it was
+    failed, None otherwise (not this account's, or not failed)."""
+    rows = await db.run(
+        SessionHandoff.update(
+            {SessionHandoff.assessment_status: "pending", SessionHandoff.updated_at: now()},
+            use_auto_update=False,
+        )
+        .where(
+            SessionHandoff.id == handoff_id,
+            SessionHandoff.account_id == account_id,
+            SessionHandoff.assessment_status == "failed",
+        )
+        .returning(SessionHandoff.session_id)
+    )
+    return rows[0]["session_id"] if rows else None
+
+
 async def mark_assessment_failed(*, handoff_id: uuid.UUID) -> None:
     """``failed``, if still ``pending``; nothing else of the hand-off changes."""
     await db.run(

@@ -117,3 +117,63 @@ async def _copy(
         columns=["session_id", *_COPY_COLUMNS[table]],
         records=[(session_id, *row) for row in rows],
     )
+
+
+# ------------------------------------------------------------------ reads (GET /sessions/{id})
+
+SESSION_COLUMNS = (
+    AiSession.id,
+    AiSession.user_id,
+    AiSession.team_id,
+    AiSession.status,
+    AiSession.problem_summary,
+    AiSession.problem_domain,
+    AiSession.step_count,
+    AiSession.confidence_tier,
+    AiSession.is_branching,
+    AiSession.active_branch_id,
+    AiSession.escalation_reason,
+    AiSession.escalated_to_id,
+    AiSession.escalation_package,
+    AiSession.handoff_count,
+    AiSession.psa_ticket_id,
+    AiSession.psa_connection_id,
+    AiSession.conversation_messages,
+    AiSession.created_at,
+    AiSession.updated_at,
+)
+
+
+class BranchRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    label: str
+    status: str
+    status_reason: str | None
+    parent_branch_id: uuid.UUID | None
+    branch_order: int
+
+
+async def session_fields(*, account_id: uuid.UUID, session_id: uuid.UUID) -> dict[str, Any] | None:
+    """The session's columns as the API shows them (JSON decoded), or None when it is not
+    in this account. On the current transaction when there is one."""
+    rows = await db.run(
+        AiSession.select(*SESSION_COLUMNS)
+        .where(AiSession.id == session_id, AiSession.account_id == account_id)
+        .output(load_json=True)
+    )
+    if not rows:
+        return None
+    fields: dict[str, Any] = rows[0]
+    fields["conversation_messages"] = fields["conversation_messages"] or []
+    return fields
+
+
+async def session_branches(*, session_id: uuid.UUID) -> list[BranchRecord]:
+    """The session's branches by ``branch_order``."""
+    b = SessionBranch
+    rows = await db.run(
+        b.select(b.id, b.label, b.status, b.status_reason, b.parent_branch_id, b.branch_order)
+        .where(b.session_id == session_id)
+        .order_by(b.branch_order, b.id)
+    )
+    return [BranchRecord(**row) for row in rows]
