@@ -96,7 +96,7 @@ def build_prompt(ctx: HandoffContext) -> str:
         "Generate a structured escalation hand-off summary for the senior engineer who "
         "will pick this session up.\n\n"
         f"{as_data_block('session_data', data)}\n\n"
-        f"Call {TOOL_NAME} with: summary_prose (2-3 sentences for PSA ticket notes), "
+        f"Call {TOOL_NAME}, giving summary_prose (2-3 sentences for PSA ticket notes), "
         "what_we_know (facts established), likely_cause, suggested_steps (next steps for "
         "the senior), confidence (low, medium or high)."
     )
