@@ -321,6 +321,21 @@ class BatonProcesses:
             started.stop()
 
 
+CLI_TIMEOUT_S = 120
+
+
+def run_baton(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``baton ARGS`` run to its end, as a script would (this checkout, the session's env)."""
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+    )
+
+
 @pytest.fixture
 def postgres_home() -> Iterator[Path]:
     """A fresh folder for an embedded Postgres a test starts itself, outside pytest's

@@ -25,7 +25,7 @@ BRANCHES_PKEY = "session_branches_pkey"
 
 
 def _session_out(
-    fields: dict[str, Any], steps: list[StepRecord], branches: list[sessions.BranchRecord]
+    fields: dict[str, Any], steps: list[StepRecord], branches: list[sessions.Branch]
 ) -> SessionOut:
     return SessionOut(
         **fields,
@@ -110,8 +110,7 @@ async def put_session(
                 conn,
                 session_id=session_id,
                 branches=[
-                    msgspec.convert(branch, sessions.BranchWrite, from_attributes=True)
-                    for branch in body.branches
+                    msgspec.convert(branch, sessions.Branch, from_attributes=True) for branch in body.branches
                 ],
             )
             return await _fetch_session(account_id, session_id), created

@@ -49,7 +49,9 @@ class StepWrite(msgspec.Struct, frozen=True, kw_only=True):
     was_skipped: bool
 
 
-class BranchWrite(msgspec.Struct, frozen=True, kw_only=True):
+class Branch(msgspec.Struct, frozen=True, kw_only=True):
+    """A branch as written by a PUT and read back."""
+
     id: uuid.UUID
     label: str
     status: str
@@ -89,7 +91,7 @@ async def replace_steps(
 
 
 async def replace_branches(
-    conn: asyncpg.Connection, *, session_id: uuid.UUID, branches: Sequence[BranchWrite]
+    conn: asyncpg.Connection, *, session_id: uuid.UUID, branches: Sequence[Branch]
 ) -> None:
     """On ``conn``, like ``replace_steps``. Raises ``asyncpg.UniqueViolationError``
     (``session_branches_pkey``) when a branch id is another session's: ids are global."""
@@ -99,7 +101,7 @@ async def replace_branches(
 
 _COPY_COLUMNS: dict[type[Table], tuple[str, ...]] = {
     SessionStep: ("id", *StepWrite.__struct_fields__),
-    SessionBranch: BranchWrite.__struct_fields__,
+    SessionBranch: Branch.__struct_fields__,
 }
 
 
@@ -144,15 +146,6 @@ SESSION_COLUMNS = (
 )
 
 
-class BranchRecord(msgspec.Struct, frozen=True, kw_only=True):
-    id: uuid.UUID
-    label: str
-    status: str
-    status_reason: str | None
-    parent_branch_id: uuid.UUID | None
-    branch_order: int
-
-
 async def session_fields(*, account_id: uuid.UUID, session_id: uuid.UUID) -> dict[str, Any] | None:
     """The session's columns as the API shows them (JSON decoded), or None when it is not
     in this account. On the current transaction when there is one."""
@@ -168,7 +161,7 @@ async def session_fields(*, account_id: uuid.UUID, session_id: uuid.UUID) -> dic
     return fields
 
 
-async def session_branches(*, session_id: uuid.UUID) -> list[BranchRecord]:
+async def session_branches(*, session_id: uuid.UUID) -> list[Branch]:
     """The session's branches by ``branch_order``."""
     b = SessionBranch
     rows = await db.run(
@@ -176,4 +169,4 @@ async def session_branches(*, session_id: uuid.UUID) -> list[BranchRecord]:
         .where(b.session_id == session_id)
         .order_by(b.branch_order, b.id)
     )
-    return [BranchRecord(**row) for row in rows]
+    return [Branch(**row) for row in rows]

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import asyncpg
 
 from server.tokens import decode
-from tests.conftest import REPO_ROOT, TEST_JWT_SECRET
-
-
-def baton(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        cwd=REPO_ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.conftest import TEST_JWT_SECRET
+from tests.conftest import run_baton as baton
 
 
 async def test_account_create_prints_an_id_and_a_service_token_for_it(db: asyncpg.Connection) -> None:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -16,19 +13,9 @@ import pytest
 
 from cli.main import _parser
 from tests.conftest import REPO_ROOT, SessionServices
+from tests.conftest import run_baton as baton
 
 MIGRATIONS = sorted((REPO_ROOT / "tables" / "piccolo_migrations").glob("tables_*.py"))
-
-
-def baton(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        cwd=REPO_ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 EVERY_COMMAND = [

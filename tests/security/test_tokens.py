@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import secrets
-import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime
@@ -29,12 +26,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from server.tokens import mint_user_token
-from tests.conftest import REPO_ROOT, TEST_JWT_SECRET, BatonProcess, BatonProcesses
+from tests.conftest import TEST_JWT_SECRET, BatonProcess, BatonProcesses
+from tests.conftest import run_baton as cli
 
 API = "/api/v1"
 MAX_LIFETIME_S = 24 * 3600  # BATON_MAX_TOKEN_LIFETIME_S's default
 FRAME_TIMEOUT_S = 10.0
-CLI_TIMEOUT_S = 120
 
 
 def signed(claims: dict[str, Any]) -> str:
@@ -43,17 +40,6 @@ def signed(claims: dict[str, Any]) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        cwd=REPO_ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_S,
-    )
 
 
 async def an_account(db: asyncpg.Connection) -> uuid.UUID:
