@@ -27,6 +27,11 @@ class Delivery(Table, tablename="deliveries"):
     The row is claimed (``pending`` -> ``sending``) before the send and marked ``sent``
     after it; the unique (handoff_id, channel, recipient) means a retried actor finds
     the row instead of sending twice.
+
+    The ledger's key (SPEC second edition) is hand-off x purpose x release count x tier x
+    round x channel x recipient: ``purpose`` ``notify`` for the first edition's messages
+    (the create's, the reminder's, the PSA note), ``tier`` for an escalation policy's
+    tiers, so a tier after a release is a new delivery and a retry still is not.
     """
 
     id = UUID(primary_key=True)
@@ -35,6 +40,10 @@ class Delivery(Table, tablename="deliveries"):
     channel = Varchar(length=CHANNEL_MAX)  # tables.enums.DELIVERY_CHANNELS
     # An e-mail address, a user id (bell), a channel id or ticket id: never a secret.
     recipient = Text()
+    purpose = Varchar(length=ENUM_MAX, default="notify")
+    release_count = Integer(default=0)
+    tier = Integer(default=0)
+    round = Integer(default=1)
     status = Varchar(length=ENUM_MAX, default="pending")
     attempts = Integer(default=0)
     last_error = Text(null=True, default=None)
@@ -43,7 +52,7 @@ class Delivery(Table, tablename="deliveries"):
     updated_at = updated_at()
 
     deliveries_status_check = one_of("status", DELIVERY_STATUSES)
-    deliveries_handoff_channel_recipient_key = Unique([handoff_id, channel, recipient])
+    deliveries_ledger_key = Unique([handoff_id, purpose, release_count, tier, round, channel, recipient])
 
 
 # Every insert into outbox NOTIFYs this channel on commit (a trigger, created by the

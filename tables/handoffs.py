@@ -5,6 +5,7 @@ from piccolo.columns import (
     UUID,
     Boolean,
     ForeignKey,
+    Integer,
     OnDelete,
     Text,
     Timestamptz,
@@ -84,6 +85,19 @@ class SessionHandoff(Table, tablename="session_handoffs"):
     response = JSONB(null=True, default=None)
 
     reminded_at = Timestamptz(null=True, default=None)
+
+    # Escalation policies (SPEC second edition; the tier engine: actors/tiers/). The policy
+    # as copied at create and at each release (NULL: the built-in default, the reminder).
+    policy = JSONB(null=True, default=None)
+    policy_id = UUID(null=True, default=None)  # not a foreign key: the copy outlives an edit or delete
+    release_count = Integer(default=0)
+    # The next tier to fire, its round and when (NULL: none left, or no policy).
+    tier_next = Integer(null=True, default=None)
+    tier_round = Integer(default=1)
+    tier_due_at = Timestamptz(null=True, default=None)
+    last_tier = JSONB(null=True, default=None)  # {tier, round, at}
+    claim_due_at = Timestamptz(null=True, default=None)
+    breached_at = Timestamptz(null=True, default=None)  # = claim_due_at, once, never cleared
     created_at = created_at()
     updated_at = updated_at()
 

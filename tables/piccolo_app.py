@@ -9,6 +9,7 @@ from tables.accounts import Account, Team, User
 from tables.delivery import AppNotification, Delivery, Outbox
 from tables.handoffs import SessionHandoff
 from tables.integrations import NotificationChannel, PsaConnection
+from tables.policies import EscalationPolicy
 from tables.sessions import AiSession, SessionBranch, SessionStep
 
 TABLE_CLASSES: list[type[Table]] = [
@@ -17,6 +18,7 @@ TABLE_CLASSES: list[type[Table]] = [
     User,
     NotificationChannel,
     PsaConnection,
+    EscalationPolicy,
     AiSession,
     SessionStep,
     SessionBranch,

@@ -29,6 +29,41 @@ INTERRUPTED_NOTE = INTERRUPTED_PREFIX + "a previous attempt stopped mid-send; se
 SENT_AT_BIRTH_PREFIX = "bell:"
 
 
+class LedgerKey(msgspec.Struct, frozen=True, kw_only=True):
+    """Which message of a hand-off a row belongs to, besides its channel and recipient
+    (the ledger's key: tables/delivery.py). ``NOTIFY``: the first edition's messages."""
+
+    purpose: str = "notify"
+    release_count: int = 0
+    tier: int = 0
+    round: int = 1
+
+    def where(self) -> And:
+        return And(
+            And(Delivery.purpose == self.purpose, Delivery.release_count == self.release_count),
+            And(Delivery.tier == self.tier, Delivery.round == self.round),
+        )
+
+
+NOTIFY = LedgerKey()
+TIER_PURPOSE = "tier"
+
+
+def tier_key(*, release_count: int, tier: int, round: int) -> LedgerKey:
+    return LedgerKey(purpose=TIER_PURPOSE, release_count=release_count, tier=tier, round=round)
+
+
+LEDGER_KEY_COLUMNS = (
+    Delivery.handoff_id,
+    Delivery.purpose,
+    Delivery.release_count,
+    Delivery.tier,
+    Delivery.round,
+    Delivery.channel,
+    Delivery.recipient,
+)
+
+
 class ClaimedRow(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     channel: str
@@ -65,6 +100,10 @@ class StuckRows(msgspec.Struct, frozen=True, kw_only=True):
     account_id: uuid.UUID
     handoff_id: uuid.UUID
     channel: str
+    purpose: str
+    release_count: int
+    tier: int
+    round: int
 
 
 def _any_id(ids: list[uuid.UUID]) -> WhereRaw:
@@ -74,18 +113,26 @@ def _any_id(ids: list[uuid.UUID]) -> WhereRaw:
 
 
 async def ensure_rows(
-    *, account_id: uuid.UUID, handoff_id: uuid.UUID, channel: str, recipients: list[str]
+    *,
+    account_id: uuid.UUID,
+    handoff_id: uuid.UUID,
+    channel: str,
+    recipients: list[str],
+    key: LedgerKey = NOTIFY,
 ) -> dict[str, uuid.UUID]:
     """The rows for ``recipients`` (created ``pending`` when missing): {recipient: id}.
 
-    Unique (handoff_id, channel, recipient) with ``ON CONFLICT DO NOTHING``: a retried
-    fan-out finds its rows instead of adding more."""
+    Unique on the ledger's key with ``ON CONFLICT DO NOTHING``: a retried fan-out finds
+    its rows instead of adding more."""
     if not recipients:
         return {}
-    await insert_rows(account_id=account_id, handoff_id=handoff_id, channel=channel, recipients=recipients)
+    await insert_rows(
+        account_id=account_id, handoff_id=handoff_id, channel=channel, recipients=recipients, key=key
+    )
     rows = await db.run(
         Delivery.select(Delivery.id, Delivery.recipient).where(
             Delivery.handoff_id == handoff_id,
+            key.where(),
             Delivery.channel == channel,
             WhereRaw('"recipient" = ANY({}::text[])', recipients),
         )
@@ -94,7 +141,12 @@ async def ensure_rows(
 
 
 async def insert_rows(
-    *, account_id: uuid.UUID, handoff_id: uuid.UUID, channel: str, recipients: list[str]
+    *,
+    account_id: uuid.UUID,
+    handoff_id: uuid.UUID,
+    channel: str,
+    recipients: list[str],
+    key: LedgerKey = NOTIFY,
 ) -> None:
     """The missing rows of ``recipients``; a ``bell:`` recipient's row is ``sent`` at birth
     (its bell row is written in the same transaction). On the current transaction when
@@ -109,6 +161,10 @@ async def insert_rows(
             handoff_id=handoff_id,
             channel=channel,
             recipient=recipient,
+            purpose=key.purpose,
+            release_count=key.release_count,
+            tier=key.tier,
+            round=key.round,
             status="sent" if sent else "pending",
             attempts=1 if sent else 0,
             sent_at=now() if sent else None,
@@ -119,7 +175,7 @@ async def insert_rows(
     for part in parts(list(dict.fromkeys(recipients))):
         await db.run(
             Delivery.insert(*(row(recipient) for recipient in part)).on_conflict(
-                target=(Delivery.handoff_id, Delivery.channel, Delivery.recipient), action="DO NOTHING"
+                target=LEDGER_KEY_COLUMNS, action="DO NOTHING"
             )
         )
 
@@ -260,11 +316,12 @@ async def lease_left_s(*, delivery_ids: list[uuid.UUID], lease_s: float) -> floa
 
 
 async def unsent_ids(
-    *, handoff_id: uuid.UUID, channel: str, recipient_prefix: str | None = None
+    *, handoff_id: uuid.UUID, channel: str, recipient_prefix: str | None = None, key: LedgerKey = NOTIFY
 ) -> list[uuid.UUID]:
     """The rows of a hand-off's channel still ``pending`` or ``sending``, by recipient."""
     query = Delivery.select(Delivery.id).where(
         Delivery.handoff_id == handoff_id,
+        key.where(),
         Delivery.channel == channel,
         Delivery.status.is_in(["pending", "sending"]),
     )
@@ -293,7 +350,15 @@ async def stuck_rows(*, stuck_after_s: float, window_s: float, channels: list[st
     """Each (hand-off, channel) of ``channels`` with a row ``pending`` or ``sending`` left
     untouched ``stuck_after_s``, created within ``window_s``."""
     rows = await db.run(
-        Delivery.select(Delivery.account_id, Delivery.handoff_id, Delivery.channel)
+        Delivery.select(
+            Delivery.account_id,
+            Delivery.handoff_id,
+            Delivery.channel,
+            Delivery.purpose,
+            Delivery.release_count,
+            Delivery.tier,
+            Delivery.round,
+        )
         .distinct()
         .where(
             Delivery.status.is_in(["pending", "sending"]),

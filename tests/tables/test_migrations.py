@@ -124,7 +124,7 @@ async def test_a_delivery_is_recorded_once_per_handoff_channel_and_recipient(
     with pytest.raises(asyncpg.UniqueViolationError) as refused:
         await connection.execute(insert, tenant.account_id, handoff_id, "email", "senior@example.com")
 
-    assert refused.value.constraint_name == "deliveries_handoff_channel_recipient_key"
+    assert refused.value.constraint_name == "deliveries_ledger_key"
 
 
 async def test_an_idempotency_key_is_unique_within_an_account(connection: asyncpg.Connection) -> None:
