@@ -16,6 +16,7 @@ import re
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -208,11 +209,14 @@ class Inboxes:
         *,
         gate: SocketGate | None = None,
         install_clock: bool = False,
+        clock_time: datetime | None = None,
         sign_in: bool = True,
         **context_options: Any,
     ) -> InboxPage:
         """A senior's page, signed in through a ``baton dev``-style link unless ``sign_in``
-        is false; ``context_options`` (viewport, color_scheme…) go to the browser context."""
+        is false; ``context_options`` (viewport, color_scheme…) go to the browser context.
+        ``clock_time`` starts the page's clock there (a machine whose clock is wrong); it
+        flows on from it, as ``install_clock``'s does from now."""
         options: dict[str, Any] = {"viewport": VIEWPORT, "color_scheme": "light", **context_options}
         context = await self.browser.new_context(**options)
         page = await context.new_page()
@@ -226,8 +230,8 @@ class Inboxes:
         )
         if gate is not None:
             await gate.install(page)
-        if install_clock:
-            await page.clock.install()  # time still flows; a test can make it jump
+        if install_clock or clock_time is not None:
+            await page.clock.install(time=clock_time)  # time still flows; a test can make it jump
         if not sign_in:
             await page.goto(f"{server.base_url}/inbox")
         else:

@@ -1,5 +1,7 @@
 // One hand-off as a card: what a senior needs to decide whether to pick it up.
+import { now } from "./clock.js";
 import { el, timeAgo } from "./dom.js";
+import { lastTierLine, slaChip } from "./sla.js";
 
 export const PRIORITY_LABELS = { urgent: "Urgent", high: "High", normal: "Normal", low: "Low" };
 const INTENT_LABELS = { escalate: "Escalation", park: "Parked" };
@@ -15,6 +17,7 @@ export function queueItemFrom(handoff) {
     priority: handoff.priority,
     engineer_notes: handoff.engineer_notes,
     created_at: handoff.created_at,
+    sla: handoff.sla ?? null,
   };
 }
 
@@ -27,6 +30,7 @@ function chips(item, session) {
     session?.psa_ticket_id
       ? el("span", { class: "chip ticket", title: "PSA ticket" }, `Ticket #${session.psa_ticket_id}`)
       : null,
+    slaChip(item.sla, now()),
     timeAgo(item.created_at),
   );
 }
@@ -119,7 +123,8 @@ export function cardBody(card, { me, onPickUp, onRetry }) {
     el("div", { class: "card-head" },
       el("div", { class: "card-heading" },
         el("h3", { class: "card-title", id: titleId }, item.problem_summary || "No problem summary given"),
-        byline(item, handoff)),
+        byline(item, handoff),
+        lastTierLine(item.sla)),
       pickUp),
     notes(item.engineer_notes),
     assessmentBlock(handoff, { onRetry: onRetry && (() => onRetry(item.handoff_id)) }));

@@ -1,5 +1,6 @@
 // Building the page from data without ever parsing data as HTML: strings go in as text
 // nodes or attribute values, so a problem summary can never become markup.
+import { now as clockNow } from "./clock.js";
 
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -44,7 +45,7 @@ export function parseTime(iso) {
   return new Date(String(iso).replace(/(\.\d{3})\d+/, "$1"));
 }
 
-export function agoText(when, now = Date.now()) {
+export function agoText(when, now = clockNow()) {
   const seconds = Math.max(0, Math.floor((now - when.getTime()) / 1000));
   if (seconds < 1) return "just now";
   if (seconds < 60) return `${seconds} s ago`;
@@ -64,8 +65,7 @@ export function timeAgo(iso, className = "age") {
     agoText(when));
 }
 
-export function tickAges(root = document) {
-  const now = Date.now();
+export function tickAges(root = document, now = clockNow()) {
   for (const node of root.querySelectorAll("time[data-ago]")) {
     const text = agoText(parseTime(node.getAttribute("datetime")), now);
     if (node.textContent !== text) node.textContent = text;

@@ -2,16 +2,18 @@
 import { ApiError, createApi, failureText } from "./api.js";
 import { Bell } from "./bell.js";
 import { queueItemFrom } from "./cards.js";
+import { now } from "./clock.js";
 import { agoText, byId, parseTime, tickAges } from "./dom.js";
 import { CLOSE_BAD_AUTH, LiveInbox } from "./live.js";
 import { Pickups } from "./pickups.js";
-import { Queue } from "./queue.js";
+import { ORDERS, Queue } from "./queue.js";
 import { toast } from "./toast.js";
 
 const TOKEN_KEY = "baton.token"; // sessionStorage: this tab only, gone when it closes
+const ORDER_KEY = "baton.queue-order"; // localStorage: a preference, not a secret
 const TICK_MS = 1000;
 const QUEUE_RETRY_MS = 3000;
-// The reminder re-notifies without an inbox event of its own: look at the bell now and then.
+// Not every bell row has an inbox event of its own: look at the bell now and then.
 const BELL_POLL_MS = 60000;
 
 const CONNECTION_LABELS = {
@@ -73,6 +75,21 @@ function setConnection(state) {
   byId("connection-label").textContent = CONNECTION_LABELS[state] ?? state;
 }
 
+function savedOrder() {
+  try {
+    return localStorage.getItem(ORDER_KEY) || "newest";
+  } catch {
+    return "newest";
+  }
+}
+
+// The sort buttons ("Newest", "Due first"): a pair of toggles, one pressed.
+function showOrder(order) {
+  for (const button of document.querySelectorAll("#queue-sort [data-order]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.order === order));
+  }
+}
+
 function startInbox(token, me) {
   const api = createApi(token, { onUnauthorized: () => signOut("Your session ended: sign in again.") });
   byId("sign-in").hidden = true;
@@ -83,7 +100,26 @@ function startInbox(token, me) {
 
   const announce = (text) => { byId("announcer").textContent = text; };
 
-  const queue = new Queue({ api, me, onPickUp: pickUp, onRetry: retryAssessment });
+  const queue = new Queue({
+    api,
+    me,
+    onPickUp: pickUp,
+    onRetry: retryAssessment,
+    onOverdue: (item) => announce(`Overdue, not picked up: ${item.problem_summary || "no summary"}`),
+    order: savedOrder(),
+  });
+  showOrder(queue.order);
+  byId("queue-sort").addEventListener("click", (event) => {
+    const order = event.target.closest("[data-order]")?.dataset.order;
+    if (!order || !ORDERS[order]) return;
+    showOrder(order);
+    try {
+      localStorage.setItem(ORDER_KEY, order);
+    } catch {
+      // Storage refused (private mode, quota): the order still holds for this page.
+    }
+    if (queue.setOrder(order)) reloadQueue();
+  });
   const pickups = new Pickups({ api, me, onRelease: release });
   const bell = new Bell({
     api,
@@ -179,6 +215,14 @@ function startInbox(token, me) {
       case "handoff_briefing_ready":
         pickups.loadBriefing(event.handoff_id);
         break;
+      case "handoff_tier_notified":
+        queue.tierNotified(event);
+        // A tier that rang this senior's bell: show it now, not at the next poll.
+        if (event.recipients?.some((person) => person.id === me.id)) bell.refreshSoon();
+        break;
+      case "handoff_sla_breached":
+        queue.breached(event);
+        break;
       default:
         break; // a newer server's event: nothing to do with it here
     }
@@ -186,19 +230,29 @@ function startInbox(token, me) {
 
   // Events that arrive while the queue is being fetched wait for it, then apply on top:
   // each one is idempotent, so one already reflected in the fetched queue changes nothing.
+  // A reload asked for during one (the sort changed) runs once more after it.
   let waiting = null;
+  let again = false;
   async function reloadQueue() {
-    if (waiting) return;
+    if (waiting) {
+      again = true;
+      return;
+    }
     waiting = [];
     try {
       await queue.load();
     } catch (error) {
       toast(`Could not load the queue: ${failureText(error)} Trying again…`, { kind: "error" });
+      again = false; // the retry asks in whatever order is chosen by then
       setTimeout(reloadQueue, QUEUE_RETRY_MS);
     } finally {
       const events = waiting;
       waiting = null;
       events.forEach(apply);
+      if (again) {
+        again = false;
+        reloadQueue();
+      }
     }
   }
 
@@ -219,7 +273,17 @@ function startInbox(token, me) {
 
   pickups.restore();
   live.start();
-  setInterval(() => tickAges(), TICK_MS);
+  // One timer for every clock on the page: ages, countdowns, "notified … ago".
+  const tick = () => {
+    const nowMs = now();
+    tickAges(document, nowMs);
+    queue.tick(nowMs);
+  };
+  setInterval(tick, TICK_MS);
+  // A background tab's timers are throttled: catch up the moment it is looked at.
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") tick();
+  });
   setInterval(() => {
     if (document.visibilityState === "visible") bell.refresh();
   }, BELL_POLL_MS);

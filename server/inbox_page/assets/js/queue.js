@@ -3,7 +3,9 @@
 // off, the assessment, the PSA ticket) is fetched when a card comes near the viewport.
 import { failureText } from "./api.js";
 import { cardBody } from "./cards.js";
+import { now } from "./clock.js";
 import { byId, el, limiter, parseTime, reducedMotion, replaceKeepingFocus } from "./dom.js";
+import { dueMs, mergeSla, slaState, tickSlaChip, withBreach, withTierNotified } from "./sla.js";
 import { toast } from "./toast.js";
 
 const PAGE_SIZE = 50;
@@ -22,12 +24,25 @@ function screenOrder(a, b) {
   return byTime !== 0 ? byTime : b.handoff_id.localeCompare(a.handoff_id);
 }
 
+// "Due first": the nearest claim deadline first (overdue ones lead), those without one
+// last, each group otherwise in the usual order.
+function dueOrder(a, b) {
+  const aDue = dueMs(a);
+  const bDue = dueMs(b);
+  if (aDue !== bDue) return aDue < bDue ? -1 : 1;
+  return screenOrder(a, b);
+}
+
+export const ORDERS = { newest: screenOrder, due: dueOrder };
+
 export class Queue {
-  constructor({ api, me, onPickUp, onRetry, onChange }) {
+  constructor({ api, me, onPickUp, onRetry, onChange, onOverdue, order = "newest" }) {
     this.api = api;
     this.me = me;
     this.actions = { me, onPickUp, onRetry };
     this.onChange = onChange;
+    this.onOverdue = onOverdue;
+    this.order = ORDERS[order] ? order : "newest";
     this.cards = new Map(); // handoff id -> {item, handoff, session, busy, node, stale}
     this.list = byId("cards");
     this.nextCursor = null;
@@ -47,7 +62,7 @@ export class Queue {
   // The first page, reconciled with what is on screen: gone cards leave, new ones come,
   // and the ones kept refetch their details (events about them may have been missed).
   async load() {
-    const { data } = await this.api(`/queue?limit=${PAGE_SIZE}`);
+    const { data } = await this.api(this.pagePath());
     const fresh = new Set(data.items.map((item) => item.handoff_id));
     for (const id of [...this.cards.keys()]) {
       if (!fresh.has(id)) this.remove(id, { quietly: true });
@@ -69,13 +84,33 @@ export class Queue {
   async loadMore() {
     if (!this.nextCursor) return;
     try {
-      const { data } = await this.api(`/queue?limit=${PAGE_SIZE}&cursor=${encodeURIComponent(this.nextCursor)}`);
+      const { data } = await this.api(this.pagePath(this.nextCursor));
       for (const item of data.items) if (!this.cards.has(item.handoff_id)) this.add(item);
       this.nextCursor = data.next_cursor;
       this.loaded();
     } catch (error) {
       toast(`Could not load older hand-offs: ${failureText(error)}`, { kind: "error" });
     }
+  }
+
+  // A page of the queue in the order on screen, so "Due first" starts from the most
+  // pressing even when there are more open hand-offs than one page.
+  pagePath(cursor = null) {
+    const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (this.order === "due") params.set("order", "due");
+    if (cursor) params.set("cursor", cursor);
+    return `/queue?${params}`;
+  }
+
+  // Re-sorts the cards on screen; says whether the server must be asked again (older
+  // pages not loaded yet may hold nearer deadlines).
+  setOrder(order) {
+    if (!ORDERS[order] || order === this.order) return false;
+    this.order = order;
+    const compare = ORDERS[order];
+    const sorted = [...this.cards.values()].sort((a, b) => compare(a.item, b.item));
+    for (const card of sorted) if (card.node.isConnected) this.list.append(card.node);
+    return this.nextCursor !== null;
   }
 
   loaded() {
@@ -100,10 +135,11 @@ export class Queue {
   }
 
   place(card) {
+    const compare = ORDERS[this.order];
     const before = [...this.cards.values()]
       .filter((other) => other !== card && other.node.isConnected)
-      .sort((a, b) => screenOrder(a.item, b.item))
-      .find((other) => screenOrder(card.item, other.item) < 0);
+      .sort((a, b) => compare(a.item, b.item))
+      .find((other) => compare(card.item, other.item) < 0);
     this.list.insertBefore(card.node, before ? before.node : null);
   }
 
@@ -163,9 +199,13 @@ export class Queue {
       card.session = session.data;
       // A card that arrived as an event lacks the domain; the snapshot has it.
       card.item.problem_domain ??= card.handoff.snapshot?.problem_domain ?? null;
+      // ... and perhaps its SLA; an event that came while this was asked for still counts.
+      const dueBefore = dueMs(card.item);
+      card.item.sla = mergeSla(card.item.sla, card.handoff.sla);
       card.stale = false;
       if (this.cards.get(id) !== card) return;
       this.render(card);
+      if (this.order === "due" && dueMs(card.item) !== dueBefore) this.place(card);
       // The reminder raises an unclaimed escalation's priority; no event says so.
       if (card.item.priority !== card.handoff.priority) {
         card.item.priority = card.handoff.priority;
@@ -187,10 +227,49 @@ export class Queue {
     this.loadDetails(id, { force: true });
   }
 
+  // handoff_tier_notified: the card says which tier was told, as of now.
+  tierNotified(event) {
+    const card = this.cards.get(event.handoff_id);
+    if (!card) return;
+    card.item.sla = withTierNotified(card.item.sla, event, new Date(now()).toISOString());
+    this.render(card);
+  }
+
+  // handoff_sla_breached: overdue whatever this machine's clock says.
+  breached(event) {
+    const card = this.cards.get(event.handoff_id);
+    if (!card) return;
+    const dueBefore = dueMs(card.item);
+    card.item.sla = withBreach(card.item.sla, event);
+    this.render(card);
+    if (this.order === "due" && dueMs(card.item) !== dueBefore) this.place(card);
+  }
+
+  // The page's one timer, once a second: every countdown moves on together.
+  tick(nowMs = now()) {
+    for (const card of this.cards.values()) {
+      if (!card.item.sla?.claim_due_at) continue;
+      const overdue = tickSlaChip(card.node.querySelector(".sla"), card.item.sla, nowMs);
+      this.noteOverdue(card, overdue);
+    }
+  }
+
+  // Tells (once, for screen readers too) when a card on screen becomes overdue; a card
+  // that was overdue when it first showed is not news.
+  noteOverdue(card, overdue) {
+    const known = Boolean(card.item.sla?.claim_due_at);
+    card.node.dataset.sla = !known ? "none" : overdue ? "overdue" : "due";
+    if (!known) return;
+    const was = card.overdue;
+    card.overdue = overdue;
+    if (overdue && was === false) this.onOverdue?.(card.item);
+  }
+
   render(card) {
     card.node.dataset.priority = card.item.priority;
     card.node.dataset.intent = card.item.intent;
     replaceKeepingFocus(card.node, cardBody(card, this.actions));
+    this.noteOverdue(card, Boolean(slaState(card.item.sla, now())?.overdue));
   }
 
   changed() {
