@@ -15,3 +15,5 @@ from actors import maintenance as maintenance
 from actors import outbox as outbox
 from actors import reminder as reminder
 from actors.psa import push as push
+from actors.tiers import loop as loop
+from actors.tiers import messages as messages

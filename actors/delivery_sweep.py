@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from actors.job_delays import job_delays_s
 from settings import get_settings
@@ -48,6 +48,22 @@ JOB_OF_CHANNEL = {
     "teams": "notify_chat",
     "psa": "push_documentation",
 }
+
+
+TIER_JOB = "send_tier_messages"  # actors/tiers/messages.py
+
+
+def _job_of(row: ledger.StuckRows) -> tuple[Any, str, tuple[tuple[str, Any], ...]]:
+    """(account, actor, payload items) of the job that sends ``row`` again."""
+    if row.purpose == ledger.TIER_PURPOSE:
+        payload = (
+            ("handoff_id", str(row.handoff_id)),
+            ("release_count", row.release_count),
+            ("tier", row.tier),
+            ("round", row.round),
+        )
+        return row.account_id, TIER_JOB, payload
+    return row.account_id, JOB_OF_CHANNEL[row.channel], (("handoff_id", str(row.handoff_id)),)
 
 
 def sweep_interval_s() -> float:
@@ -98,13 +114,12 @@ async def sweep_stuck_deliveries(stuck_after_s: float) -> int:
         stuck = await ledger.stuck_rows(
             stuck_after_s=stuck_after_s, window_s=SWEEP_WINDOW_S, channels=list(JOB_OF_CHANNEL)
         )
-        # One job per hand-off and actor: Slack and Teams rows are one chat job.
-        wanted = {(row.account_id, row.handoff_id, JOB_OF_CHANNEL[row.channel]) for row in stuck}
+        # One job per hand-off and actor: Slack and Teams rows are one chat job; a tier's
+        # rows are one job of that tier (its key in the payload).
+        wanted = {_job_of(row) for row in stuck}
         jobs = [
-            outbox.NewJob(
-                account_id=account_id, actor_name=actor_name, payload={"handoff_id": str(handoff_id)}
-            )
-            for account_id, handoff_id, actor_name in sorted(wanted, key=str)
+            outbox.NewJob(account_id=account_id, actor_name=actor_name, payload=dict(payload))
+            for account_id, actor_name, payload in sorted(wanted, key=str)
         ]
         await outbox.write_jobs(jobs=jobs)
         return jobs

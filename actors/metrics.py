@@ -22,3 +22,11 @@ DELIVERY_ATTEMPTS = Counter(
 
 def count_delivery(channel: str, outcome: str) -> None:
     DELIVERY_ATTEMPTS.labels(channel or "unknown", outcome).inc()
+
+
+# Escalation policies (actors/tiers/): each tier that went out, and each SLA breach, by
+# the hand-off's priority at that moment.
+TIERS_FIRED = Counter("baton_tiers_fired", "Escalation-policy tiers fired, by priority.", ["priority"])
+SLA_BREACHES = Counter(
+    "baton_sla_breaches", "Escalations not claimed by their SLA's due time, by priority.", ["priority"]
+)

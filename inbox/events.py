@@ -60,6 +60,29 @@ class HandoffBriefingReady(_Event, frozen=True, tag="handoff_briefing_ready"):
     session_id: str
 
 
+class Recipient(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+
+
+class HandoffTierNotified(_Event, frozen=True, tag="handoff_tier_notified"):
+    """A tier of the hand-off's escalation policy went out (tiers from 0, rounds from 1)."""
+
+    handoff_id: str
+    session_id: str
+    tier: int
+    round: int
+    recipients: list[Recipient]
+
+
+class HandoffSlaBreached(_Event, frozen=True, tag="handoff_sla_breached"):
+    """Nobody claimed it by ``claim_due_at``: recorded once, never cleared."""
+
+    handoff_id: str
+    session_id: str
+    claim_due_at: str
+
+
 Event = (
     HandoffCreated
     | HandoffAssessmentReady
@@ -67,6 +90,8 @@ Event = (
     | HandoffReleased
     | HandoffSuperseded
     | HandoffBriefingReady
+    | HandoffTierNotified
+    | HandoffSlaBreached
 )
 
 _encoder = msgspec.json.Encoder()

@@ -14,7 +14,7 @@ from server.auth import UserCaller, provide_user, users_only
 from server.handoffs.claim import claim_handoff
 from server.handoffs.create import create_handoff
 from server.handoffs.idempotency import IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_PATTERN
-from server.handoffs.queue import CURSOR_MAX_CHARS, DEFAULT_LIMIT, MAX_LIMIT, queue_page
+from server.handoffs.queue import CURSOR_MAX_CHARS, DEFAULT_LIMIT, MAX_LIMIT, QueueOrder, queue_page
 from server.handoffs.read import get_handoff
 from server.handoffs.release import release_handoff
 from server.schemas.handoffs import HandoffCreate, HandoffOut, QueuePage
@@ -75,7 +75,7 @@ class HandoffController(Controller):
     ) -> HandoffOut:
         return await release_handoff(caller=caller, handoff_id=handoff_id, redis_client=state.redis)
 
-    @get("/queue", summary="Open hand-offs, newest first, keyset-paginated")
+    @get("/queue", summary="Open hand-offs, newest first (order=due: soonest SLA first), keyset-paginated")
     async def queue(
         self,
         caller: NamedDependency[UserCaller],
@@ -83,7 +83,13 @@ class HandoffController(Controller):
         intent: FromQuery[Intent | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
         cursor: Annotated[str | None, QueryParameter(max_length=CURSOR_MAX_CHARS)] = None,
+        order: FromQuery[QueueOrder] = "newest",
     ) -> QueuePage:
         return await queue_page(
-            account_id=caller.account_id, team_id=team_id, intent=intent, cursor=cursor, limit=limit
+            account_id=caller.account_id,
+            team_id=team_id,
+            intent=intent,
+            cursor=cursor,
+            limit=limit,
+            order=order,
         )

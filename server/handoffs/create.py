@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 import redis.asyncio
 
 from inbox.events import Event, HandoffCreated, HandoffSuperseded
@@ -25,11 +27,13 @@ from server.handoffs import idempotency
 from server.handoffs.announce import announce
 from server.handoffs.bell import ring_escalation_bell
 from server.handoffs.jobs import announcement_job, handoff_jobs
+from server.handoffs.sla import sla_of
 from server.handoffs.snapshot import build_snapshot
 from server.problems import Problem
 from server.schemas.handoffs import Assessment, HandoffCreate, HandoffOut, Person, PsaNote
-from tables import db, states
+from tables import db, states, tier_schedule
 from tables.enums import Intent, SessionStatus
+from tables.policy_shapes import PolicyCopy
 from tables.queries import handoff_create, outbox
 from tables.queries.handoff_create import ExistingHandoff, LockedSession, NewHandoff, SessionAfterCreate
 
@@ -75,6 +79,27 @@ def _check_transition(intent: Intent, status: str, open_handoff: ExistingHandoff
     raise _open_handoff_conflict("This session already has an open hand-off.", open_handoff.id)
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyClock:
+    """The escalation policy a create copies onto its hand-off, and its first schedule."""
+
+    policy: PolicyCopy
+    tier_0: tier_schedule.Due
+    claim_due_at: datetime | None
+
+
+def _policy_clock(intent: Intent, session: LockedSession, priority: str) -> PolicyClock | None:
+    """None for a park, and for an escalation under the built-in default (no policy)."""
+    if intent != "escalate" or session.policy is None:
+        return None
+    policy = msgspec.json.decode(session.policy, type=PolicyCopy)
+    return PolicyClock(
+        policy=policy,
+        tier_0=tier_schedule.at_create(session.now),
+        claim_due_at=tier_schedule.claim_due_at(policy, priority, session.now),
+    )
+
+
 def _new_handoff(
     *,
     handoff_id: uuid.UUID,
@@ -82,6 +107,7 @@ def _new_handoff(
     session: LockedSession,
     request: HandoffCreate,
     snapshot: dict[str, Any],
+    clock: PolicyClock | None,
 ) -> HandoffOut:
     """The answer, built before the insert so the row can keep it for replays."""
     return HandoffOut(
@@ -100,6 +126,15 @@ def _new_handoff(
         created_at=session.now,
         assessment=Assessment(status="pending" if request.intent == "escalate" else "not_applicable"),
         psa=PsaNote(),
+        sla=sla_of(
+            intent=request.intent,
+            created_at=session.now,
+            policy_id=None if clock is None else clock.policy.id,
+            claim_due_at=None if clock is None else clock.claim_due_at,
+            breached_at=None,
+            last_tier=None,
+            reminded_at=None,
+        ),
     )
 
 
@@ -141,8 +176,14 @@ async def create_in_transaction(
         raise Problem(422, "target_user_id is not an active user of this account.")
 
     snapshot = await build_snapshot(conn, session)
+    clock = _policy_clock(request.intent, session, request.priority)
     handoff = _new_handoff(
-        handoff_id=uuid.uuid4(), caller=caller, session=session, request=request, snapshot=snapshot
+        handoff_id=uuid.uuid4(),
+        caller=caller,
+        session=session,
+        request=request,
+        snapshot=snapshot,
+        clock=clock,
     )
     if superseded_id is not None:
         # Before the insert: the one-open-per-session index must already be free.
@@ -167,6 +208,7 @@ async def create_in_transaction(
             request_fingerprint=request_fingerprint,
             response=idempotency.response_json(handoff) if idempotency_key is not None else None,
             created_at=now,
+            **_schedule_columns(clock),
         ),
         session=SessionAfterCreate(
             status=_status_after(request.intent),
@@ -183,7 +225,9 @@ async def create_in_transaction(
             escalated_to_id=target,
         ),
     )
-    if escalates:
+    if escalates and clock is None:
+        # The built-in default's tier 0. A policy's tier 0 is the tier engine's, which the
+        # commit wakes (its job below): its recipients and channels are the policy's.
         await ring_escalation_bell(
             conn,
             account_id=caller.account_id,
@@ -219,9 +263,29 @@ async def create_in_transaction(
     )
     announcement, announcement_id = announcement_job(account_id=caller.account_id, events=events)
     # The jobs and the events' fallback in one statement.
-    jobs = [*handoff_jobs(handoff_id=handoff.id, session_id=session_id, intent=request.intent), announcement]
+    jobs = [
+        *handoff_jobs(
+            handoff_id=handoff.id,
+            session_id=session_id,
+            intent=request.intent,
+            follows_policy=clock is not None,
+        ),
+        announcement,
+    ]
     await outbox.write_change_jobs(conn, account_id=caller.account_id, jobs=jobs, now=now)
     return Committed(Created(handoff, replayed=False), tuple(events), announcement_id)
+
+
+def _schedule_columns(clock: PolicyClock | None) -> dict[str, Any]:
+    if clock is None:
+        return {}
+    return {
+        "policy": db.dump_json(clock.policy),
+        "policy_id": clock.policy.id,
+        "tier_next": clock.tier_0.tier,
+        "tier_due_at": clock.tier_0.at,
+        "claim_due_at": clock.claim_due_at,
+    }
 
 
 def _status_after(intent: Intent) -> SessionStatus:

@@ -25,6 +25,10 @@ Jobs of an escalation, one row each:
     Sent delayed by the outbox relay, to arrive ``BATON_REMIND_AFTER_S`` after the
     hand-off: re-notifies once and raises the priority if nobody has claimed it by then.
 
+Under an escalation policy (SPEC second edition) the chat, e-mail and reminder jobs and
+the create's bell give way to the policy's tiers: ``fire_due_tiers`` wakes the tier
+engine (actors/tiers/), which fires tier 0 at once and the rest when they are due.
+
 The bell rows are not a job: they are written in the create transaction itself. A park
 leaves no job: nobody is notified of a paused session, its card is in the queue.
 
@@ -58,9 +62,11 @@ PUSH_DOCUMENTATION: Final = "push_documentation"
 NOTIFY_CHAT: Final = "notify_chat"
 SEND_ESCALATION_EMAILS: Final = "send_escalation_emails"
 REMIND_HANDOFF: Final = "remind_handoff"
+FIRE_DUE_TIERS: Final = "fire_due_tiers"
 
 __all__ = [
     "ASSESS_HANDOFF",
+    "FIRE_DUE_TIERS",
     "GENERATE_BRIEFING",  # written by a winning claim (tables.queries.handoffs.CLAIM_SQL)
     "JOBS_BY_INTENT",
     "NOTIFY_CHAT",
@@ -75,12 +81,18 @@ JOBS_BY_INTENT: dict[Intent, tuple[str, ...]] = {
     "escalate": (ASSESS_HANDOFF, PUSH_DOCUMENTATION, NOTIFY_CHAT, SEND_ESCALATION_EMAILS, REMIND_HANDOFF),
     "park": (),
 }
+# An escalation under an escalation policy: its notifications are the policy's tiers,
+# fired by the tier engine (actors/tiers/), which this job wakes for tier 0.
+POLICY_ESCALATION_JOBS: tuple[str, ...] = (ASSESS_HANDOFF, PUSH_DOCUMENTATION, FIRE_DUE_TIERS)
 
 
-def handoff_jobs(*, handoff_id: uuid.UUID, session_id: uuid.UUID, intent: Intent) -> list[ChangeJob]:
+def handoff_jobs(
+    *, handoff_id: uuid.UUID, session_id: uuid.UUID, intent: Intent, follows_policy: bool = False
+) -> list[ChangeJob]:
     """The jobs of ``intent`` for this hand-off, to write in its create transaction."""
     payload = db.dump_json({"handoff_id": str(handoff_id), "session_id": str(session_id)})
-    return [ChangeJob(actor_name=actor_name, payload=payload) for actor_name in JOBS_BY_INTENT[intent]]
+    names = POLICY_ESCALATION_JOBS if follows_policy and intent == "escalate" else JOBS_BY_INTENT[intent]
+    return [ChangeJob(actor_name=actor_name, payload=payload) for actor_name in names]
 
 
 def announcement_job(*, account_id: uuid.UUID, events: Sequence[Event]) -> tuple[ChangeJob, uuid.UUID]:

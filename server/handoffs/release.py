@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
+import msgspec
 import redis.asyncio
 
 from inbox.events import HandoffReleased
@@ -23,7 +24,8 @@ from server.handoffs.jobs import announcement_job
 from server.handoffs.read import handoff_not_found, handoff_out
 from server.problems import Problem
 from server.schemas.handoffs import HandoffOut
-from tables import db, states
+from tables import db, states, tier_schedule
+from tables.policy_shapes import PolicyCopy
 from tables.queries import handoffs, outbox
 
 
@@ -50,6 +52,7 @@ async def _release(conn: asyncpg.Connection, caller: UserCaller, handoff_id: uui
         handoff_id=handoff_id,
         session_status=held.pre_claim_session_status or "active",
         escalated_to_id=held.target_user_id,
+        clock=_release_clock(held),
     )
     assert row is not None, "a locked claimed hand-off reopens"
     event = HandoffReleased(handoff_id=str(handoff_id), session_id=str(row.session_id))
@@ -57,6 +60,22 @@ async def _release(conn: asyncpg.Connection, caller: UserCaller, handoff_id: uui
     job, announcement_id = announcement_job(account_id=caller.account_id, events=[event])
     await outbox.write_change_jobs(conn, account_id=caller.account_id, jobs=[job], now=datetime.now(UTC))
     return Released(handoff_out(row), event, announcement_id)
+
+
+def _release_clock(held: handoffs.HeldHandoff) -> handoffs.ReleaseClock | None:
+    """The policy copied anew, restarted from tier 1 and its SLA counted from now; None
+    for a park and under the built-in default (whose reminder never comes again)."""
+    if held.intent != states.REMINDED_INTENT or held.policy is None:
+        return None
+    policy = msgspec.json.decode(held.policy, type=PolicyCopy)
+    restart = tier_schedule.after_release(policy, held.now)
+    return handoffs.ReleaseClock(
+        policy=held.policy,
+        policy_id=policy.id,
+        tier_next=None if restart is None else restart.tier,
+        tier_due_at=None if restart is None else restart.at,
+        claim_due_at=tier_schedule.claim_due_at(policy, held.priority, held.now),
+    )
 
 
 def _newer_open_handoff(open_handoff_id: uuid.UUID) -> Problem:

@@ -35,6 +35,22 @@ class Assessment(msgspec.Struct, kw_only=True):
     confidence: str | None = None
 
 
+class LastTier(msgspec.Struct, kw_only=True):
+    tier: int  # from 0, the notification at create
+    round: int  # from 1
+    at: datetime  # when it was scheduled to go out
+
+
+class Sla(msgspec.Struct, kw_only=True):
+    """An escalation's policy clock (SPEC second edition); null on a park. Without a
+    policy (the built-in default) ``policy_id`` and ``claim_due_at`` are null."""
+
+    policy_id: uuid.UUID | None
+    claim_due_at: datetime | None
+    breached_at: datetime | None
+    last_tier: LastTier | None
+
+
 class PsaNote(msgspec.Struct, kw_only=True):
     pushed: bool = False
     note_id: str | None = None
@@ -56,6 +72,7 @@ class HandoffOut(msgspec.Struct, kw_only=True):
     created_at: datetime
     assessment: Assessment
     psa: PsaNote
+    sla: Sla | None = None
 
 
 class QueueItem(msgspec.Struct, kw_only=True):
@@ -70,6 +87,7 @@ class QueueItem(msgspec.Struct, kw_only=True):
     # Always null in a queue of open hand-offs; kept so a card has one shape everywhere.
     claimed_by: Person | None = None
     claimed_at: datetime | None = None
+    sla: Sla | None = None
 
 
 class QueuePage(msgspec.Struct, kw_only=True):

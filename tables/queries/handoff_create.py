@@ -17,17 +17,19 @@ import msgspec
 
 from tables._columns import sql_list
 from tables.enums import Intent, SessionStatus
+from tables.queries.policy_lookup import policy_of
 from tables.states import CREATE, SUPERSEDE
 
 # The session, locked for the whole create, and whether the target (if any: $3) is an
 # eligible user of the account, in the same round trip.
-LOCK_SESSION = """
+LOCK_SESSION = f"""
 SELECT s.id, s.status, s.team_id, s.problem_summary, s.problem_domain, s.step_count,
        s.confidence_tier, s.is_branching, s.active_branch_id, s.psa_ticket_id, now() AS now,
        $3::uuid IS NULL OR EXISTS (
            SELECT 1 FROM users AS u
            WHERE u.id = $3 AND u.account_id = $2 AND u.is_active AND u.deleted_at IS NULL
-       ) AS target_eligible
+       ) AS target_eligible,
+       {policy_of("$2", "s.team_id")} AS policy
 FROM ai_sessions AS s
 WHERE s.id = $1 AND s.account_id = $2
 FOR UPDATE OF s
@@ -47,6 +49,9 @@ class LockedSession(msgspec.Struct, frozen=True, kw_only=True):
     psa_ticket_id: str | None
     now: datetime  # the transaction's clock: every timestamp the create writes
     target_eligible: bool  # True when no target was named
+    # The escalation policy it follows (JSON: tables.policy_shapes.PolicyCopy): the
+    # session team's, else the account's default; None: the built-in default.
+    policy: str | None
 
 
 async def lock_session(
@@ -143,6 +148,12 @@ class NewHandoff(msgspec.Struct, frozen=True, kw_only=True):
     request_fingerprint: str | None
     response: str | None  # JSON: the answer, kept to replay it for the same key
     created_at: datetime
+    # The escalation policy copied onto it and its schedule (all None: the built-in default).
+    policy: str | None = None  # JSON
+    policy_id: uuid.UUID | None = None
+    tier_next: int | None = None
+    tier_due_at: datetime | None = None
+    claim_due_at: datetime | None = None
 
 
 class SessionAfterCreate(msgspec.Struct, frozen=True, kw_only=True):
@@ -156,7 +167,7 @@ class SessionAfterCreate(msgspec.Struct, frozen=True, kw_only=True):
     escalated_to_id: uuid.UUID | None
 
 
-_JSONB: Final = frozenset({"snapshot", "response", "escalation_package"})
+_JSONB: Final = frozenset({"snapshot", "response", "escalation_package", "policy"})
 _HANDOFF_FIELDS: Final = NewHandoff.__struct_fields__
 _SESSION_FIELDS: Final = SessionAfterCreate.__struct_fields__
 

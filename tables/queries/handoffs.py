@@ -20,6 +20,7 @@ from tables._columns import sql_list
 from tables.delivery import ANNOUNCE_EVENTS, Outbox
 from tables.enums import AssessmentStatus, BriefingStatus, HandoffState, Intent, Priority, SessionStatus
 from tables.handoffs import SessionHandoff
+from tables.queries.policy_lookup import policy_of
 from tables.states import CLAIM, RELEASE
 
 
@@ -44,13 +45,19 @@ class HandoffRow(msgspec.Struct, frozen=True, kw_only=True):
     ai_assessment_data: dict[str, Any] | None
     psa_note_pushed: bool
     psa_note_id: str | None
+    # The policy clock (tables/tier_schedule.py); all null without a policy.
+    policy_id: uuid.UUID | None = None
+    claim_due_at: datetime | None = None
+    breached_at: datetime | None = None
+    last_tier: dict[str, Any] | None = None
+    reminded_at: datetime | None = None
     # Not columns of session_handoffs: joined from users.
     handed_off_by_name: str
     claimed_by_name: str | None
 
 
 _NAMES: Final = ("handed_off_by_name", "claimed_by_name")
-_JSON_FIELDS: Final = ("snapshot", "ai_assessment_data")
+_JSON_FIELDS: Final = ("snapshot", "ai_assessment_data", "last_tier")
 COLUMN_NAMES: Final[tuple[str, ...]] = tuple(f for f in HandoffRow.__struct_fields__ if f not in _NAMES)
 # For SQL over ``session_handoffs AS h``.
 HANDOFF_COLUMNS: Final = ", ".join(f"h.{name}" for name in COLUMN_NAMES)
@@ -220,9 +227,11 @@ async def claim_obstacle(
 # The hand-off, locked, with the open hand-off of its session if there is one (at most
 # one). The sibling is read in the lock's statement: should a create open one while this
 # waits for the lock, the one-open-per-session index refuses the reopen instead.
-LOCK_FOR_RELEASE = """
+LOCK_FOR_RELEASE = f"""
 SELECT mine.state, mine.handed_off_by, mine.claimed_by, mine.session_id,
-       mine.pre_claim_session_status, mine.target_user_id, sibling.id AS open_sibling_id
+       mine.pre_claim_session_status, mine.target_user_id, sibling.id AS open_sibling_id,
+       mine.intent, mine.priority, now() AS now,
+       {policy_of("mine.account_id", "mine.team_id")} AS policy
 FROM session_handoffs AS mine
 LEFT JOIN session_handoffs AS sibling ON sibling.session_id = mine.session_id AND sibling.state = 'open'
 WHERE mine.id = $1 AND mine.account_id = $2
@@ -238,6 +247,10 @@ class HeldHandoff(msgspec.Struct, frozen=True, kw_only=True):
     pre_claim_session_status: SessionStatus | None
     target_user_id: uuid.UUID | None
     open_sibling_id: uuid.UUID | None
+    intent: Intent
+    priority: Priority
+    now: datetime  # the transaction's clock
+    policy: str | None  # JSON of the policy it follows now (tables/queries/policy_lookup.py)
 
 
 async def lock_for_release(
@@ -249,12 +262,17 @@ async def lock_for_release(
 
 # The machine's RELEASE, and the session given back (GIVE_BACK: only while it is still
 # active as the claim left it), in one statement that answers with the reopened row.
-# $1 hand-off, $2 the session's status before the claim, $3 its escalated_to_id then.
+# $1 hand-off, $2 the session's status before the claim, $3 its escalated_to_id then;
+# $4-$8 the policy copied anew and its restarted schedule (ReleaseClock), all NULL
+# without a policy. The release count goes up: a tier after it is a new delivery.
 REOPEN = f"""
 WITH reopened AS (
     UPDATE session_handoffs AS h
     SET state = '{RELEASE.target}', claimed_by = NULL, claimed_at = NULL,
-        pre_claim_session_status = NULL, updated_at = now()
+        pre_claim_session_status = NULL, updated_at = now(),
+        release_count = h.release_count + 1,
+        policy = $4::jsonb, policy_id = $5, tier_next = $6, tier_round = 1, tier_due_at = $7,
+        claim_due_at = CASE WHEN $5::uuid IS NULL THEN h.claim_due_at ELSE $8 END
     FROM users AS by_user
     WHERE h.id = $1 AND h.state IN {sql_list(RELEASE.sources)} AND by_user.id = h.handed_off_by
     RETURNING {HANDOFF_COLUMNS}, by_user.name AS handed_off_by_name
@@ -268,15 +286,31 @@ SELECT * FROM reopened
 """
 
 
+class ReleaseClock(msgspec.Struct, frozen=True, kw_only=True):
+    """The policy a release copies anew (JSON) and the schedule it restarts."""
+
+    policy: str
+    policy_id: uuid.UUID
+    tier_next: int | None
+    tier_due_at: datetime | None
+    claim_due_at: datetime | None
+
+
 async def reopen(
     conn: asyncpg.Connection,
     *,
     handoff_id: uuid.UUID,
     session_status: SessionStatus,
     escalated_to_id: uuid.UUID | None,
+    clock: ReleaseClock | None,
 ) -> HandoffRow | None:
     """None when the hand-off was not claimed (the caller holds its lock: a bug)."""
-    record = await conn.fetchrow(REOPEN, handoff_id, session_status, escalated_to_id)
+    schedule = (
+        (None, None, None, None, None)
+        if clock is None
+        else (clock.policy, clock.policy_id, clock.tier_next, clock.tier_due_at, clock.claim_due_at)
+    )
+    record = await conn.fetchrow(REOPEN, handoff_id, session_status, escalated_to_id, *schedule)
     return None if record is None else _row(record, claimed_by_name=None)
 
 

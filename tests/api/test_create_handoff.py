@@ -42,6 +42,7 @@ HANDOFF_KEYS = {
     "created_at",
     "assessment",
     "psa",
+    "sla",  # second edition: the policy clock (null on a park)
 }
 
 

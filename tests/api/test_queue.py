@@ -43,7 +43,15 @@ async def test_the_queue_lists_open_handoffs_newest_first_with_their_sessions(te
         "created_at": newer["created_at"],
         "claimed_by": None,
         "claimed_at": None,
+        # No escalation policy: no SLA; tier 0 (the create's notification) went last.
+        "sla": {
+            "policy_id": None,
+            "claim_due_at": None,
+            "breached_at": None,
+            "last_tier": {"tier": 0, "round": 1, "at": newer["created_at"]},
+        },
     }
+    assert page["items"][1]["sla"] is None  # a park has no policy clock
     assert page["next_cursor"] is None
 
 

@@ -1,0 +1,242 @@
+"""The tier engine's statements (actors/tiers/): the due hand-offs, locked; the people
+and channels a tier may reach; the schedule moved on; the SLA breaches.
+
+Off the click path, so the builder throughout. Every instant is the engine's clock
+(``actors/tiers/clock.py``), passed in, never ``now()``: a test drives it, and the
+schedule it compares with was computed from the same instants (tables/tier_schedule.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from piccolo.columns.combination import WhereRaw
+from piccolo.query.functions import Lower
+
+from tables import db
+from tables.accounts import User
+from tables.delivery import AppNotification
+from tables.handoffs import SessionHandoff
+from tables.integrations import NotificationChannel
+from tables.queries.insert_parts import parts
+from tables.sessions import AiSession
+
+h = SessionHandoff
+
+
+class DueHandoff(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    account_id: uuid.UUID
+    session_id: uuid.UUID
+    team_id: uuid.UUID | None
+    handed_off_by: uuid.UUID
+    target_user_id: uuid.UUID | None
+    priority: str
+    policy: Any  # JSON text of tables.policy_shapes.PolicyCopy
+    release_count: int
+    tier_next: int
+    tier_round: int
+    tier_due_at: datetime
+
+
+async def lock_due(*, now: datetime, limit: int) -> list[DueHandoff]:
+    """Open hand-offs whose next tier is due by ``now``, soonest first, locked; rows
+    another engine holds are skipped (it is firing them). On the current transaction."""
+    rows = await db.run(
+        h.select(
+            h.id,
+            h.account_id,
+            h.session_id,
+            h.team_id,
+            h.handed_off_by,
+            h.target_user_id,
+            h.priority,
+            h.policy,
+            h.release_count,
+            h.tier_next,
+            h.tier_round,
+            h.tier_due_at,
+        )
+        .where(h.state == "open", h.tier_next.is_not_null(), h.tier_due_at <= now)
+        .order_by(h.tier_due_at)
+        .limit(limit)
+        .lock_rows(skip_locked=True)
+    )
+    return msgspec.convert(rows, list[DueHandoff])
+
+
+async def next_due_at() -> datetime | None:
+    """When the soonest tier or SLA of an open hand-off falls due (the engine sleeps until then)."""
+    tier = await db.run(
+        h.select(h.tier_due_at)
+        .where(h.state == "open", h.tier_next.is_not_null(), h.tier_due_at.is_not_null())
+        .order_by(h.tier_due_at)
+        .first()
+    )
+    sla = await db.run(
+        h.select(h.claim_due_at)
+        .where(h.state == "open", h.breached_at.is_null(), h.claim_due_at.is_not_null())
+        .order_by(h.claim_due_at)
+        .first()
+    )
+    found = [row[key] for row, key in ((tier, "tier_due_at"), (sla, "claim_due_at")) if row]
+    return min(found) if found else None
+
+
+class Person(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    account_id: uuid.UUID
+    name: str
+    email: str
+    account_role: str
+    team_id: uuid.UUID | None
+
+
+async def eligible_people(*, account_ids: list[uuid.UUID]) -> list[Person]:
+    """Every eligible user (active, not deleted) of these accounts."""
+    rows = await db.run(
+        User.select(
+            User.id,
+            User.account_id,
+            User.name,
+            Lower(User.email, alias="email"),
+            User.account_role,
+            User.team_id,
+        ).where(
+            WhereRaw('"account_id" = ANY({}::uuid[])', account_ids),
+            User.is_active.eq(True),
+            User.deleted_at.is_null(),
+        )
+    )
+    return msgspec.convert(rows, list[Person])
+
+
+class ChatChannel(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    account_id: uuid.UUID
+    kind: str
+
+
+async def enabled_chat_channels(*, account_ids: list[uuid.UUID]) -> list[ChatChannel]:
+    c = NotificationChannel
+    rows = await db.run(
+        c.select(c.id, c.account_id, c.kind).where(
+            WhereRaw('"account_id" = ANY({}::uuid[])', account_ids), c.enabled.eq(True)
+        )
+    )
+    return msgspec.convert(rows, list[ChatChannel])
+
+
+class SessionTitle(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    problem_summary: str | None
+    psa_ticket_id: str | None
+
+
+async def session_titles(*, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, SessionTitle]:
+    s = AiSession
+    rows = await db.run(
+        s.select(s.id, s.problem_summary, s.psa_ticket_id).where(
+            WhereRaw('"id" = ANY({}::uuid[])', session_ids)
+        )
+    )
+    return {row.id: row for row in msgspec.convert(rows, list[SessionTitle])}
+
+
+async def move_on(
+    *,
+    handoff_id: uuid.UUID,
+    fired: tuple[int, int, int],
+    last_tier: dict[str, Any],
+    next_tier: int | None,
+    next_round: int,
+    next_due_at: datetime | None,
+    priority: str,
+    now: datetime,
+) -> bool:
+    """The fired tier recorded and the next one scheduled, if the row is still at the
+    tier ``fired`` (release count, tier, round) names; False otherwise."""
+    release_count, tier, round_ = fired
+    rows = await db.run(
+        h.update(
+            {
+                h.last_tier: db.dump_json(last_tier),
+                h.tier_next: next_tier,
+                h.tier_round: next_round,
+                h.tier_due_at: next_due_at,
+                h.priority: priority,
+                h.updated_at: now,
+            },
+            use_auto_update=False,
+        )
+        .where(
+            h.id == handoff_id, h.release_count == release_count, h.tier_next == tier, h.tier_round == round_
+        )
+        .returning(h.id)
+    )
+    return bool(rows)
+
+
+class Breach(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    account_id: uuid.UUID
+    session_id: uuid.UUID
+    priority: str
+    claim_due_at: datetime
+
+
+async def breach_due(*, now: datetime, limit: int) -> list[Breach]:
+    """``breached_at := claim_due_at`` on open hand-offs past it, once (never again:
+    the condition is ``breached_at IS NULL``); the ones this call breached."""
+    due = (
+        h.select(h.id)
+        .where(h.state == "open", h.breached_at.is_null(), h.claim_due_at <= now)
+        .order_by(h.claim_due_at)
+        .limit(limit)
+        .lock_rows(skip_locked=True)
+    )
+    ids = [row["id"] for row in await db.run(due)]
+    if not ids:
+        return []
+    rows = await db.run(
+        h.update({h.breached_at: h.claim_due_at, h.updated_at: now}, use_auto_update=False)
+        .where(WhereRaw('"id" = ANY({}::uuid[])', ids), h.breached_at.is_null())
+        .returning(h.id, h.account_id, h.session_id, h.priority, h.claim_due_at)
+    )
+    return msgspec.convert(rows, list[Breach])
+
+
+class NewBell(msgspec.Struct, frozen=True, kw_only=True):
+    account_id: uuid.UUID
+    user_id: uuid.UUID
+    kind: str
+    title: str
+    body: str
+    handoff_id: uuid.UUID
+    session_id: uuid.UUID
+
+
+async def ring_bells(*, bells: list[NewBell], now: datetime) -> None:
+    """The bell rows of a batch of tiers. On the current transaction."""
+    for part in parts(bells):
+        await db.run(
+            AppNotification.insert(
+                *(
+                    AppNotification(
+                        account_id=bell.account_id,
+                        user_id=bell.user_id,
+                        kind=bell.kind,
+                        title=bell.title,
+                        body=bell.body,
+                        link=None,
+                        handoff_id=bell.handoff_id,
+                        session_id=bell.session_id,
+                        created_at=now,
+                    )
+                    for bell in part
+                )
+            )
+        )
