@@ -217,6 +217,8 @@ function startInbox(token, me) {
         break;
       case "handoff_tier_notified":
         queue.tierNotified(event);
+        // The tier may have raised the priority (raise_priority), which only the hand-off says.
+        queue.refresh(event.handoff_id);
         // A tier that rang this senior's bell: show it now, not at the next poll.
         if (event.recipients?.some((person) => person.id === me.id)) bell.refreshSoon();
         break;

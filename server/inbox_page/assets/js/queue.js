@@ -206,7 +206,7 @@ export class Queue {
       if (this.cards.get(id) !== card) return;
       this.render(card);
       if (this.order === "due" && dueMs(card.item) !== dueBefore) this.place(card);
-      // The reminder raises an unclaimed escalation's priority; no event says so.
+      // A tier (the built-in reminder, or one with raise_priority) may have raised it.
       if (card.item.priority !== card.handoff.priority) {
         card.item.priority = card.handoff.priority;
         this.render(card);
@@ -216,15 +216,21 @@ export class Queue {
       // Left stale: the next time it scrolls into view, or the next event, tries again.
     } finally {
       card.loading = false;
+      if (card.refetch && this.cards.get(id) === card) {
+        card.refetch = false;
+        this.loadDetails(id, { force: true });
+      }
     }
   }
 
-  // An event said the hand-off changed (its assessment, say): fetch it again now.
+  // An event said the hand-off changed (its assessment, a tier): fetch it again now, or
+  // once more after a fetch already under way, which may have left before the change.
   refresh(id) {
     const card = this.cards.get(id);
     if (!card) return;
     card.stale = true;
-    this.loadDetails(id, { force: true });
+    if (card.loading) card.refetch = true;
+    else this.loadDetails(id, { force: true });
   }
 
   // handoff_tier_notified: the card says which tier was told, as of now.
