@@ -15,6 +15,7 @@ from server.controllers.background import HandoffWorkController, NotificationCon
 from server.controllers.handoffs import API_PREFIX, HandoffController
 from server.controllers.host_app import HostAppController, SessionReadController
 from server.controllers.inbox_page import InboxPageController
+from server.controllers.policies import EscalationPolicyController
 from server.problems import problem_response
 
 log = logging.getLogger("baton.server")
@@ -36,6 +37,7 @@ api_router = Router(
         HandoffWorkController,
         NotificationController,
         InboxPageController,
+        EscalationPolicyController,
     ],
     middleware=[DefineMiddleware(BearerAuthMiddleware, scopes={ScopeType.HTTP})],
     exception_handlers={asyncpg.DataError: _on_unstorable_value},

@@ -30,6 +30,7 @@ CALLER_OF_TAG: dict[str, str] = {
     "hand-offs": "user token",
     "bell": "user token",
     "inbox page": "user token",
+    "escalation policies": "service token, or an owner or admin",
     "operations": "anyone",
 }
 

@@ -27,6 +27,7 @@ from server.problems import Problem
 from tables import db
 from tables.enums import Role
 from tables.queries import accounts, people
+from tables.states import OVERSEER_ROLES
 
 log = logging.getLogger("baton.auth")
 
@@ -145,6 +146,17 @@ async def host_app_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseR
     connections and sessions."""
     if not isinstance(connection.user, HostAppCaller):
         raise Problem(403, "Only the host app, with a service token, may write this.")
+
+
+async def host_app_or_overseer(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: the account's settings (escalation policies) are the host app's to write,
+    or an owner's or admin's; an engineer or technician may not."""
+    caller = connection.user
+    if isinstance(caller, HostAppCaller):
+        return
+    if isinstance(caller, UserCaller) and caller.role in OVERSEER_ROLES:
+        return
+    raise Problem(403, "Only the host app (a service token), an owner or an admin may manage this.")
 
 
 def provide_user(request: Request[Any, Any, Any]) -> UserCaller:

@@ -43,12 +43,17 @@ WRITE_METHODS = ("post", "put", "patch", "delete")
 EVERY_API_CALL: dict[str, str] = {
     "400": "The request is not valid: body, query, header or a value that cannot be stored.",
     "401": "No token, or a token that is not valid (`WWW-Authenticate: Bearer`).",
-    "403": "The wrong kind of caller: a user on a host-app write, or the host app on a user endpoint.",
+    "403": (
+        "The wrong kind of caller: a user on a host-app write, the host app on a user endpoint, "
+        "or a user whose role may not (escalation policies: owners and admins)."
+    ),
     "404": "Not found in the caller's account (another account's row is 404 too).",
     "500": "A fault on Baton's side, logged; nothing was committed.",
 }
 EVERY_API_WRITE: dict[str, str] = {
-    "409": "Conflicts with the current state (`open_handoff_id`, `claimed_by_*` say more).",
+    "409": (
+        "Conflicts with the current state (`open_handoff_id`, `claimed_by_*`, `existing_policy_id` say more)."
+    ),
     "422": "A rule about the data itself: an id that is not of this account, a reused key, …",
     "429": "Too many writes by this caller: try again after `Retry-After` seconds.",
 }
@@ -127,6 +132,7 @@ def _close_request_bodies(schemas: dict[str, Any]) -> None:
             continue
         schema.additional_properties = False
         _bound_map_keys(struct, schema)
+        _bound_list_items(struct, schema)
 
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
@@ -163,6 +169,47 @@ def _bound_map_keys(struct: type[msgspec.Struct], schema: Schema) -> None:
             if isinstance(values, msgspec.inspect.StrType) and isinstance(value_schema, Schema):
                 value_schema.min_length = values.min_length
                 value_schema.max_length = values.max_length
+
+
+def _string_bounds(string_type: Any, target: Any) -> None:
+    if not (isinstance(string_type, msgspec.inspect.StrType) and isinstance(target, Schema)):
+        return
+    if string_type.pattern is not None:
+        target.pattern = string_type.pattern
+    if string_type.min_length is not None:
+        target.min_length = string_type.min_length
+    if string_type.max_length is not None:
+        target.max_length = string_type.max_length
+
+
+def _bound_list_items(struct: type[msgspec.Struct], schema: Schema) -> None:
+    """List fields whose items are bounded strings (a policy's ``holidays``) or fixed-length
+    tuples of them (a business-hours window, ``["08:00", "18:00"]``): Litestar's schema
+    drops an item's pattern and a tuple's length, so a fuzzer (or a client) would take
+    ``["x"]`` for a window that decoding refuses."""
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for field in info.fields:
+        field_type = field.type
+        if isinstance(field_type, msgspec.inspect.Metadata):
+            field_type = field_type.type
+        target = (schema.properties or {}).get(field.encode_name)
+        if not (isinstance(field_type, msgspec.inspect.ListType) and isinstance(target, Schema)):
+            continue
+        item_type, items = field_type.item_type, target.items
+        if isinstance(item_type, msgspec.inspect.Metadata):
+            item_type = item_type.type
+        _string_bounds(item_type, items)
+        if (
+            isinstance(item_type, msgspec.inspect.TupleType)
+            and isinstance(items, Schema)
+            and items.prefix_items
+        ):
+            items.min_items = items.max_items = len(item_type.item_types)
+            for part_type, part in zip(item_type.item_types, items.prefix_items, strict=False):
+                _string_bounds(
+                    part_type.type if isinstance(part_type, msgspec.inspect.Metadata) else part_type, part
+                )
 
 
 def complete_document(document: OpenAPI) -> None:

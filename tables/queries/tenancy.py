@@ -8,7 +8,7 @@ another account. The builder (host-app sync is off the click path).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from piccolo.columns import Column
@@ -75,6 +75,21 @@ async def in_account(table: type[Table], *, row_id: uuid.UUID, account_id: uuid.
         )
     )
     return found
+
+
+async def ids_in_account(
+    table: type[Table], *, row_ids: Collection[uuid.UUID], account_id: uuid.UUID
+) -> set[uuid.UUID]:
+    """Which of ``row_ids`` are rows of ``table`` in ``account_id`` (one query for a list)."""
+    if not row_ids:
+        return set()
+    id_column = table._meta.primary_key
+    rows = await db.run(
+        table.select(id_column).where(
+            id_column.is_in(list(row_ids)) & (_column(table, "account_id") == account_id)
+        )
+    )
+    return {row[id_column._meta.name] for row in rows}
 
 
 def _column(table: type[Table], name: str) -> Column:

@@ -219,24 +219,38 @@ class NewBell(msgspec.Struct, frozen=True, kw_only=True):
     session_id: uuid.UUID
 
 
+# A later tier (or round) rings a bell the user already has for this hand-off: it rings
+# again, unread at the top, rather than adding a second row (the bell keeps one per
+# hand-off, user and kind: app_notifications_one_per_handoff_user_kind). Raw: Piccolo's
+# ON CONFLICT cannot name a partial unique index's predicate, which Postgres needs to
+# infer it.
+RING_BELLS = """
+INSERT INTO app_notifications (id, account_id, user_id, kind, title, body, link, handoff_id, session_id,
+                               read_at, created_at)
+SELECT gen_random_uuid(), bell.account_id, bell.user_id, bell.kind, bell.title, bell.body, NULL,
+       bell.handoff_id, bell.session_id, NULL, {}
+FROM unnest({}::uuid[], {}::uuid[], {}::text[], {}::text[], {}::text[], {}::uuid[], {}::uuid[])
+     AS bell(account_id, user_id, kind, title, body, handoff_id, session_id)
+ON CONFLICT (handoff_id, user_id, kind) WHERE handoff_id IS NOT NULL
+DO UPDATE SET title = EXCLUDED.title, body = EXCLUDED.body, created_at = EXCLUDED.created_at, read_at = NULL
+"""
+
+
 async def ring_bells(*, bells: list[NewBell], now: datetime) -> None:
     """The bell rows of a batch of tiers. On the current transaction."""
     for part in parts(bells):
+        # Through Piccolo's raw: it runs on the caller's transaction (a pool connection of
+        # its own would wait on the hand-off rows that transaction holds locked).
         await db.run(
-            AppNotification.insert(
-                *(
-                    AppNotification(
-                        account_id=bell.account_id,
-                        user_id=bell.user_id,
-                        kind=bell.kind,
-                        title=bell.title,
-                        body=bell.body,
-                        link=None,
-                        handoff_id=bell.handoff_id,
-                        session_id=bell.session_id,
-                        created_at=now,
-                    )
-                    for bell in part
-                )
+            AppNotification.raw(
+                RING_BELLS,
+                now,
+                [bell.account_id for bell in part],
+                [bell.user_id for bell in part],
+                [bell.kind for bell in part],
+                [bell.title for bell in part],
+                [bell.body for bell in part],
+                [bell.handoff_id for bell in part],
+                [bell.session_id for bell in part],
             )
         )

@@ -209,3 +209,17 @@ async def served_client(baton: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 
 __all__ += ["API", "new_tenant"]
+
+
+# -- escalation policies (SPEC second edition) --
+
+
+async def put_policy(acme: Tenant, body: dict[str, Any], policy_id: uuid.UUID | None = None) -> uuid.UUID:
+    policy_id = policy_id or uuid.uuid4()
+    response = await acme.put(f"/escalation-policies/{policy_id}", {"name": "Escalations", **body})
+    assert response.status_code in (200, 201), response.text
+    return policy_id
+
+
+def tier(after_s: int, channels: list[str], **notify: Any) -> dict[str, Any]:
+    return {"after_s": after_s, "channels": channels, "notify": notify}
