@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from importlib.resources import files
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tables.policy_shapes import WEEKDAYS, BusinessHours, Window
@@ -30,7 +31,19 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+@lru_cache(maxsize=1)
+def _iana_names() -> frozenset[str]:
+    # The tzdata package's list (a dependency, so a slim image without /usr/share/zoneinfo
+    # knows every zone), not whatever the host's zoneinfo folder holds: "localtime" there
+    # would name the server's own clock. "Factory" is tzdata's placeholder, no place.
+    names = files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
+    return frozenset(names) - {"Factory"}
+
+
 def known_zone(name: str) -> bool:
+    """An IANA time zone name (``Europe/London``, ``UTC``)."""
+    if name not in _iana_names():
+        return False
     try:
         zone(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -43,7 +43,7 @@ class EscalationPolicyController(Controller):
     ) -> PolicyOut:
         return await get_policy(account_id, policy_id)
 
-    @delete("/escalation-policies/{policy_id:uuid}", summary="Delete an escalation policy")
+    @delete("/escalation-policies/{policy_id:uuid}", summary="Remove an escalation policy")
     async def delete_policy(
         self, account_id: NamedDependency[uuid.UUID], policy_id: FromPath[uuid.UUID]
     ) -> None:

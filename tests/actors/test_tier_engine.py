@@ -235,3 +235,27 @@ async def test_a_team_policy_wins_over_the_account_default(
     assert on_team["sla"]["policy_id"] == str(team_policy)
     await fire(parse(on_team["created_at"]))
     assert [row[4] for row in await tier_rows(db, on_team["id"])] == [f"bell:{desk['admin'].id}"]
+
+
+async def test_an_edited_policy_touches_only_what_comes_after(
+    acme: Tenant, desk: dict[str, Person], db: asyncpg.Connection
+) -> None:
+    policy_id = await put_policy(
+        acme, {"tiers": [tier(0, ["bell"], roles=["engineer"]), tier(60, ["bell"], roles=["admin"])]}
+    )
+    created = await acme.handed_off(desk["tech"], await escalation_session(acme, desk["tech"]), "escalate")
+    at = parse(created["created_at"])
+    await fire(at)
+    # Edited after the create: the open hand-off keeps the copy it was created with.
+    await put_policy(
+        acme,
+        {"tiers": [tier(0, ["bell"], roles=["engineer"]), tier(60, ["bell"], roles=["owner"])]},
+        policy_id,
+    )
+    await fire(at + timedelta(seconds=60))
+    assert [row[4] for row in await tier_rows(db, created["id"])][-1] == f"bell:{desk['admin'].id}"
+    # A new escalation follows the edit.
+    later = await acme.handed_off(desk["tech"], await escalation_session(acme, desk["tech"]), "escalate")
+    await fire(parse(later["created_at"]))
+    await fire(parse(later["created_at"]) + timedelta(seconds=60))
+    assert [row[4] for row in await tier_rows(db, later["id"])][-1] == f"bell:{desk['owner'].id}"

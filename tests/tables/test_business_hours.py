@@ -118,3 +118,12 @@ def test_the_sla_is_per_priority_and_counted_in_business_hours() -> None:
     assert claim_due_at(policy, "urgent", friday_evening) == local(LONDON, 2026, 12, 4, 18, 0)
     assert claim_due_at(policy, "normal", friday_evening) == local(LONDON, 2026, 12, 7, 8, 45)
     assert claim_due_at(policy, "low", friday_evening) is None  # no SLA for that priority
+
+
+def test_a_time_zone_is_an_iana_name_never_the_servers_own_clock() -> None:
+    from tables.business_hours import known_zone
+
+    assert known_zone("Europe/London") and known_zone("UTC")
+    assert not any(
+        known_zone(name) for name in ("localtime", "posixrules", "Factory", "../etc/passwd", "Mars/Olympus")
+    )
