@@ -74,10 +74,11 @@ export function tickSlaChip(chip, sla, nowMs) {
 }
 
 // "Tier 2 notified 4 min ago", "Tier 1 (round 2) notified just now"; the "ago" is a
-// <time data-ago> that the page's timer keeps current.
+// <time data-ago> that the page's timer keeps current. Tier 0 of round 1 is the
+// notification at create: the card's own age already says when, so no line for it.
 export function lastTierLine(sla) {
   const last = sla?.last_tier;
-  if (!last) return null;
+  if (!last || (last.tier === 0 && last.round === 1)) return null;
   const round = last.round > 1 ? ` (round ${last.round})` : "";
   return el("p", { class: "last-tier" }, `Tier ${last.tier}${round} notified `, timeAgo(last.at, "last-tier-age"));
 }
