@@ -5,7 +5,7 @@ from piccolo.table import Table
 
 from tables._columns import created_at, one_of, updated_at
 from tables.enums import ROLES
-from tables.limits import EMAIL_MAX, ENUM_MAX, NAME_MAX
+from tables.limits import EMAIL_MAX, ENUM_MAX, NAME_MAX, SLACK_USER_ID_MAX
 
 
 class Account(Table, tablename="accounts"):
@@ -47,6 +47,9 @@ class User(Table, tablename="users"):
     account_role = Varchar(length=ENUM_MAX, default="technician")
     is_active = Boolean(default=True)
     deleted_at = Timestamptz(null=True, default=None)
+    # The user's Slack member id (e.g. "U024BE7LH"): who pressed Pick up in Slack. Unique
+    # within the account (migration 2026-12-04T20:00), so a press maps to one person.
+    slack_user_id = Varchar(length=SLACK_USER_ID_MAX, null=True, default=None)
     created_at = created_at()
     updated_at = updated_at()
 

@@ -22,6 +22,9 @@ class NotificationChannel(Table, tablename="notification_channels"):
     # The webhook URL is the credential: whoever has it can post to the channel.
     url = Text(secret=True)
     enabled = Boolean(default=True)
+    # Slack's signing secret for this channel's interactions (Pick up buttons): write-only,
+    # never returned. NULL: the channel's buttons are refused (nothing to verify with).
+    signing_secret = Text(null=True, default=None, secret=True)
     created_at = created_at()
     updated_at = updated_at()
 

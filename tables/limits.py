@@ -16,3 +16,4 @@ KIND_MAX = 64  # a notification kind such as "session.escalated"
 CHANNEL_MAX = 32  # a delivery channel such as "email"
 ACTOR_NAME_MAX = 128  # a Dramatiq actor name
 URL_MAX = 2048
+SLACK_USER_ID_MAX = 32  # Slack member ids are "U" or "W" and a few alphanumerics
