@@ -94,6 +94,10 @@ class DeliveryRecord(msgspec.Struct, frozen=True, kw_only=True):
     sent_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    purpose: str
+    release_count: int
+    tier: int
+    round: int
 
 
 class StuckRows(msgspec.Struct, frozen=True, kw_only=True):
@@ -383,9 +387,13 @@ async def list_for_handoff(*, account_id: uuid.UUID, handoff_id: uuid.UUID) -> l
             Delivery.sent_at,
             Delivery.created_at,
             Delivery.updated_at,
+            Delivery.purpose,
+            Delivery.release_count,
+            Delivery.tier,
+            Delivery.round,
         )
         .where(Delivery.handoff_id == handoff_id, Delivery.account_id == account_id)
-        .order_by(Delivery.channel, Delivery.recipient)
+        .order_by(Delivery.channel, Delivery.recipient, Delivery.release_count, Delivery.round, Delivery.tier)
     )
     return msgspec.convert(rows, list[DeliveryRecord])
 
