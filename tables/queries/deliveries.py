@@ -53,6 +53,12 @@ def tier_key(*, release_count: int, tier: int, round: int) -> LedgerKey:
     return LedgerKey(purpose=TIER_PURPOSE, release_count=release_count, tier=tier, round=round)
 
 
+# How a hand-off ended (POST /handoffs/{id}/resolve): the returned technician's bell and
+# e-mail, the outcome's PSA note. ``resolved`` is final, so a hand-off has one outcome.
+OUTCOME_PURPOSE = "outcome"
+OUTCOME = LedgerKey(purpose=OUTCOME_PURPOSE)
+
+
 LEDGER_KEY_COLUMNS = (
     Delivery.handoff_id,
     Delivery.purpose,
