@@ -121,23 +121,31 @@ async def test_a_claim_between_tiers_stops_the_rest(
         },
     )
     worker = baton.worker(env=worker_env(smtp.env()))
+    # Ready before the create: a worker booting slower than the tiers' waits would find
+    # them all due at once, and tier 2 could go out before the claim below.
+    await eventually(lambda: _engine_started(worker.log), WAIT_S, "the worker's tier engine", worker.log)
     created = await acme.handed_off(tech, await escalation_session(acme, tech), "escalate")
+    handoff_id = uuid.UUID(created["id"])
 
-    async def admin_told() -> bool:
-        return smtp.count_by_recipient()[address(admin)] == 1
+    async def tier_1_fired() -> bool:
+        last = await db.fetchval("SELECT last_tier->>'tier' FROM session_handoffs WHERE id = $1", handoff_id)
+        return last == "1"
 
-    await eventually(admin_told, WAIT_S, "tier 1", worker.log)
+    await eventually(tier_1_fired, WAIT_S, "tier 1", worker.log)
     assert (await acme.claim(engineer, created["id"])).status_code == 200
     # Tier 2 was due 3 s after tier 1; past that, nothing more has come.
-    row = await db.fetchrow(
-        "SELECT tier_due_at FROM session_handoffs WHERE id = $1", uuid.UUID(created["id"])
-    )
+    row = await db.fetchrow("SELECT tier_due_at FROM session_handoffs WHERE id = $1", handoff_id)
     due_at = row["tier_due_at"]
 
     async def past_tier_2() -> bool:
         return bool(await db.fetchval("SELECT now() > $1::timestamptz + interval '1 second'", due_at))
 
     await eventually(past_tier_2, WAIT_S, "tier 2's due time to pass")
+
+    async def admin_told() -> bool:
+        return smtp.count_by_recipient()[address(admin)] == 1
+
+    await eventually(admin_told, WAIT_S, "tier 1's e-mail", worker.log)  # fired before the claim: it goes out
     assert smtp.count_by_recipient()[address(owner)] == 0
     assert sorted(smtp.count_by_recipient()) == sorted([address(engineer), address(admin)])
 
@@ -172,6 +180,10 @@ async def test_a_worker_killed_while_a_tier_is_sending_leaves_everyone_exactly_o
         "SELECT count(*) FROM app_notifications WHERE handoff_id = $1", uuid.UUID(created["id"])
     )
     assert bells == 1 and admin  # tier 0's one bell, not rung again by the restart
+
+
+async def _engine_started(log: Any) -> bool:
+    return "tier engine started" in log()
 
 
 async def _count(smtp: FakeSmtp) -> int:
