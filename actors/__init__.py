@@ -13,6 +13,7 @@ from actors import chat as chat
 from actors import email as email
 from actors import maintenance as maintenance
 from actors import outbox as outbox
+from actors import outcomes as outcomes
 from actors import reminder as reminder
 from actors.psa import push as push
 from actors.tiers import loop as loop

@@ -51,6 +51,8 @@ JOB_OF_CHANNEL = {
 
 
 TIER_JOB = "send_tier_messages"  # actors/tiers/messages.py
+# An outcome's rows (a resolve's: actors/outcomes.py), by channel.
+OUTCOME_JOB_OF_CHANNEL = {"email": "send_outcome_email", "psa": "push_outcome_note"}
 
 
 def _job_of(row: ledger.StuckRows) -> tuple[Any, str, tuple[tuple[str, Any], ...]]:
@@ -63,6 +65,8 @@ def _job_of(row: ledger.StuckRows) -> tuple[Any, str, tuple[tuple[str, Any], ...
             ("round", row.round),
         )
         return row.account_id, TIER_JOB, payload
+    if row.purpose == ledger.OUTCOME_PURPOSE:
+        return row.account_id, OUTCOME_JOB_OF_CHANNEL[row.channel], (("handoff_id", str(row.handoff_id)),)
     return row.account_id, JOB_OF_CHANNEL[row.channel], (("handoff_id", str(row.handoff_id)),)
 
 

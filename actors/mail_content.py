@@ -1,4 +1,5 @@
-"""What the e-mails say: the escalation's and the reminder's subject and body.
+"""What the e-mails say: the escalation's, the reminder's and a returned session's
+subject and body.
 
 SPEC "E-mail fan-out": subject ``New escalation: {problem_summary or "an active
 session"}``; the body's intro, ``Reason``, ``Priority`` and a link to
@@ -17,10 +18,11 @@ from actors.context import HandoffContext
 from actors.mail_headers import header_text
 from settings import Settings
 
-MailKind = Literal["escalation", "reminder"]
+MailKind = Literal["escalation", "reminder", "returned"]
 
 SUBJECT_MAX_CHARS = 200
 NO_REASON = "No reason provided."
+NO_NOTE = "No note given."
 INTRO = "A teammate has escalated a session and is asking for help."
 REMINDER_INTRO = "This escalation is still waiting for someone to pick it up."
 
@@ -48,6 +50,21 @@ def reminder_body(ctx: HandoffContext, settings: Settings) -> str:
     return body + _link(settings)
 
 
+def returned_subject(ctx: HandoffContext) -> str:
+    return header_text(f"Returned to you: {ctx.problem_summary or 'an active session'}")[:SUBJECT_MAX_CHARS]
+
+
+def returned_body(ctx: HandoffContext) -> str:
+    """To the technician a senior gave the session back to (outcome ``returned``)."""
+    note = (ctx.resolution_note or "").strip()
+    who = ctx.resolved_by_name or "A senior"
+    return (
+        f"{who} returned this session to you; it is yours again.\n\n"
+        f"Problem: {ctx.problem_summary or 'an active session'}\n"
+        f"Note: {note or NO_NOTE}"
+    )
+
+
 def _link(settings: Settings) -> str:
     return f"\n\n{settings.frontend_url.rstrip('/')}/escalations" if settings.frontend_url else ""
 
@@ -63,4 +80,6 @@ def pickup_paragraph(url: str) -> str:
 def subject_and_body(ctx: HandoffContext, kind: MailKind, settings: Settings) -> tuple[str, str]:
     if kind == "reminder":
         return reminder_subject(ctx), reminder_body(ctx, settings)
+    if kind == "returned":
+        return returned_subject(ctx), returned_body(ctx)
     return escalation_subject(ctx), escalation_body(ctx, settings)

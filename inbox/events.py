@@ -14,6 +14,7 @@ import msgspec
 
 Intent = Literal["park", "escalate"]
 Priority = Literal["low", "normal", "high", "urgent"]
+Outcome = Literal["resolved", "returned", "withdrawn"]
 
 
 class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -83,6 +84,17 @@ class HandoffSlaBreached(_Event, frozen=True, tag="handoff_sla_breached"):
     claim_due_at: str
 
 
+class HandoffResolved(_Event, frozen=True, tag="handoff_resolved"):
+    """``POST /handoffs/{id}/resolve``: the hand-off is final (``resolved``, ``returned``
+    to its technician, or ``withdrawn`` by them)."""
+
+    handoff_id: str
+    session_id: str
+    outcome: Outcome
+    resolved_by_id: str
+    resolved_by_name: str
+
+
 Event = (
     HandoffCreated
     | HandoffAssessmentReady
@@ -92,6 +104,7 @@ Event = (
     | HandoffBriefingReady
     | HandoffTierNotified
     | HandoffSlaBreached
+    | HandoffResolved
 )
 
 _encoder = msgspec.json.Encoder()

@@ -23,6 +23,7 @@ from tables.enums import (
     INTENTS,
     PRIORITIES,
     PSA_PUSH_STATUSES,
+    RESOLVE_OUTCOMES,
     SESSION_STATUSES,
 )
 from tables.limits import (
@@ -98,6 +99,12 @@ class SessionHandoff(Table, tablename="session_handoffs"):
     last_tier = JSONB(null=True, default=None)  # {tier, round, at}
     claim_due_at = Timestamptz(null=True, default=None)
     breached_at = Timestamptz(null=True, default=None)  # = claim_due_at, once, never cleared
+    # How it ended (POST /handoffs/{id}/resolve; migration 2026-12-04T21:00), all NULL
+    # before. NO ACTION, as claimed_by: a user who resolved hand-offs is soft-deleted.
+    resolution_outcome = Varchar(length=ENUM_MAX, null=True, default=None)
+    resolution_note = Text(null=True, default=None)
+    resolved_by = ForeignKey(User, null=True, on_delete=OnDelete.no_action)
+    resolved_at = Timestamptz(null=True, default=None)
     created_at = created_at()
     updated_at = updated_at()
 
@@ -108,6 +115,7 @@ class SessionHandoff(Table, tablename="session_handoffs"):
     session_handoffs_briefing_status_check = one_of("briefing_status", BRIEFING_STATUSES)
     session_handoffs_psa_push_status_check = one_of("psa_push_status", PSA_PUSH_STATUSES)
     session_handoffs_pre_claim_session_status_check = one_of("pre_claim_session_status", SESSION_STATUSES)
+    session_handoffs_resolution_outcome_check = one_of("resolution_outcome", RESOLVE_OUTCOMES)
     # Someone holds it exactly in the held states (tables/states.py): a release that
     # forgets to clear claimed_by would leave a card nobody can claim. A resolved one
     # keeps whoever held it, or never had anyone.

@@ -3,7 +3,7 @@ make it so (SPEC "Session and hand-off states", "Claiming", "Reminder", and the 
 edition's ``resolve``).
 
 Every transition is a value here; the code that makes one (server.handoffs.create,
-claim, release, the reminder, resolve to come) asks it whether it may, and the SQL
+claim, release, the reminder, resolve) asks it whether it may, and the SQL
 conditions of the click path's statements are written from it. The database says the
 same: the states and who-holds-what are CHECK constraints generated from these tuples
 (tables/handoffs.py), and a trigger refuses any other change of ``session_handoffs.state``

@@ -1,4 +1,5 @@
-"""Hand-offs: park or escalate a session, read one, claim it, release it, and the queue."""
+"""Hand-offs: park or escalate a session, read one, claim it, release it, resolve it, and
+the queue."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from server.handoffs.idempotency import IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_
 from server.handoffs.queue import CURSOR_MAX_CHARS, DEFAULT_LIMIT, MAX_LIMIT, QueueOrder, queue_page
 from server.handoffs.read import get_handoff
 from server.handoffs.release import release_handoff
-from server.schemas.handoffs import HandoffCreate, HandoffOut, QueuePage
+from server.handoffs.resolve import resolve_handoff
+from server.schemas.handoffs import HandoffCreate, HandoffOut, QueuePage, ResolveRequest
 from tables.enums import Intent
 
 API_PREFIX = "/api/v1"
@@ -74,6 +76,22 @@ class HandoffController(Controller):
         self, caller: NamedDependency[UserCaller], state: State, handoff_id: FromPath[uuid.UUID]
     ) -> HandoffOut:
         return await release_handoff(caller=caller, handoff_id=handoff_id, redis_client=state.redis)
+
+    @post(
+        "/handoffs/{handoff_id:uuid}/resolve",
+        status_code=200,
+        summary="End a hand-off: resolved, returned to its technician, or withdrawn by them",
+    )
+    async def resolve(
+        self,
+        caller: NamedDependency[UserCaller],
+        state: State,
+        handoff_id: FromPath[uuid.UUID],
+        data: JSONBody[ResolveRequest],
+    ) -> HandoffOut:
+        return await resolve_handoff(
+            caller=caller, handoff_id=handoff_id, request=data, redis_client=state.redis
+        )
 
     @get("/queue", summary="Open hand-offs, newest first (order=due: soonest SLA first), keyset-paginated")
     async def queue(

@@ -81,6 +81,10 @@ async def _try_claim(
     why = await handoffs.claim_obstacle(conn, handoff_id=handoff_id, account_id=caller.account_id)
     if why is None:
         raise handoff_not_found()
+    if why.state in states.FINAL_STATES:
+        # Before who holds it: a resolved hand-off keeps its claimer, and a repeat by them
+        # must not pass for an idempotent claim.
+        raise Problem(409, FINAL_STATE_DETAIL[why.state])
     claimer = states.Caller(id=caller.id, role=caller.role)
     if not states.CLAIM.permits(claimer, creator_id=why.handed_off_by, holder_id=why.claimed_by):
         raise Problem(403, OWN_HANDOFF)
@@ -95,8 +99,6 @@ async def _try_claim(
             claimed_by_name=name,
             claimed_at=db.iso(why.claimed_at) if why.claimed_at is not None else None,
         )
-    if why.state in states.FINAL_STATES:
-        raise Problem(409, FINAL_STATE_DETAIL[why.state])
     return None  # claimable again by now: try once more
 
 

@@ -63,6 +63,10 @@ NOTIFY_CHAT: Final = "notify_chat"
 SEND_ESCALATION_EMAILS: Final = "send_escalation_emails"
 REMIND_HANDOFF: Final = "remind_handoff"
 FIRE_DUE_TIERS: Final = "fire_due_tiers"
+# Of a resolve (server/handoffs/resolve.py): the returned technician's e-mail, from its
+# ledger row, and the outcome's note on the session's PSA ticket (actors/outcomes.py).
+SEND_OUTCOME_EMAIL: Final = "send_outcome_email"
+PUSH_OUTCOME_NOTE: Final = "push_outcome_note"
 
 __all__ = [
     "ASSESS_HANDOFF",
@@ -71,8 +75,10 @@ __all__ = [
     "JOBS_BY_INTENT",
     "NOTIFY_CHAT",
     "PUSH_DOCUMENTATION",
+    "PUSH_OUTCOME_NOTE",
     "REMIND_HANDOFF",
     "SEND_ESCALATION_EMAILS",
+    "SEND_OUTCOME_EMAIL",
     "announcement_job",
     "handoff_jobs",
 ]

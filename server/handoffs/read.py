@@ -6,7 +6,7 @@ import uuid
 
 from server.handoffs.sla import sla_of
 from server.problems import Problem
-from server.schemas.handoffs import Assessment, HandoffOut, Person, PsaNote
+from server.schemas.handoffs import Assessment, HandoffOut, Person, PsaNote, Resolution
 from tables.queries import handoffs
 from tables.queries.handoffs import HandoffRow
 
@@ -20,6 +20,17 @@ def _assessment(row: HandoffRow) -> Assessment:
         likely_cause=data.get("likely_cause"),
         suggested_steps=list(data.get("suggested_steps") or []),
         confidence=data.get("confidence"),
+    )
+
+
+def _resolution(row: HandoffRow) -> Resolution | None:
+    if row.resolution_outcome is None or row.resolved_by is None or row.resolved_at is None:
+        return None
+    return Resolution(
+        outcome=row.resolution_outcome,
+        note=row.resolution_note,
+        by=Person(id=row.resolved_by, name=row.resolved_by_name or ""),
+        at=row.resolved_at,
     )
 
 
@@ -50,6 +61,7 @@ def handoff_out(row: HandoffRow) -> HandoffOut:
             last_tier=row.last_tier,
             reminded_at=row.reminded_at,
         ),
+        resolution=_resolution(row),
     )
 
 

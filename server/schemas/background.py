@@ -38,6 +38,13 @@ class DeliveryOut(msgspec.Struct, kw_only=True):
     sent_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    # Which message it is (the ledger's key): ``notify`` for the create's, the reminder's
+    # and the PSA note; ``tier`` for an escalation policy's tier ``tier`` of ``round``,
+    # after ``release_count`` releases.
+    purpose: str = "notify"
+    release_count: int = 0
+    tier: int = 0
+    round: int = 1
 
 
 class DeliveriesOut(msgspec.Struct, kw_only=True):

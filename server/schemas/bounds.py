@@ -14,6 +14,7 @@ import msgspec
 from tables.limits import EMAIL_MAX, NAME_MAX, PSA_ID_MAX, SHORT_TEXT_MAX, URL_MAX
 
 ENGINEER_NOTES_MAX = 4_000
+RESOLUTION_NOTE_MAX = 4_000
 PROBLEM_SUMMARY_MAX = 2_000
 PROBLEM_DOMAIN_MAX = 200
 STEP_TEXT_MAX = 10_000
@@ -45,6 +46,7 @@ Url = Annotated[
 ShortText = Annotated[str, msgspec.Meta(max_length=SHORT_TEXT_MAX)]
 PsaId = Annotated[str, msgspec.Meta(min_length=1, max_length=PSA_ID_MAX)]
 EngineerNotes = Annotated[str, msgspec.Meta(max_length=ENGINEER_NOTES_MAX)]
+ResolutionNote = Annotated[str, msgspec.Meta(max_length=RESOLUTION_NOTE_MAX)]
 ProblemSummary = Annotated[str, msgspec.Meta(max_length=PROBLEM_SUMMARY_MAX)]
 ProblemDomain = Annotated[str, msgspec.Meta(max_length=PROBLEM_DOMAIN_MAX)]
 StepText = Annotated[str, msgspec.Meta(max_length=STEP_TEXT_MAX)]

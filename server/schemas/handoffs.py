@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
-from server.schemas.bounds import EngineerNotes
-from tables.enums import DEFAULT_PRIORITY, AssessmentStatus, HandoffState, Intent, Priority
+from server.schemas.bounds import EngineerNotes, ResolutionNote
+from tables.enums import DEFAULT_PRIORITY, AssessmentStatus, HandoffState, Intent, Priority, ResolveOutcome
 
 
 class HandoffCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -56,6 +56,20 @@ class PsaNote(msgspec.Struct, kw_only=True):
     note_id: str | None = None
 
 
+class Resolution(msgspec.Struct, kw_only=True):
+    """How a resolved hand-off ended (``POST /handoffs/{id}/resolve``)."""
+
+    outcome: ResolveOutcome
+    note: str | None
+    by: Person
+    at: datetime
+
+
+class ResolveRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    outcome: ResolveOutcome
+    note: ResolutionNote | None = None
+
+
 class HandoffOut(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     session_id: uuid.UUID
@@ -73,6 +87,7 @@ class HandoffOut(msgspec.Struct, kw_only=True):
     assessment: Assessment
     psa: PsaNote
     sla: Sla | None = None
+    resolution: Resolution | None = None  # null until it is resolved
 
 
 class QueueItem(msgspec.Struct, kw_only=True):

@@ -53,6 +53,12 @@ def tier_key(*, release_count: int, tier: int, round: int) -> LedgerKey:
     return LedgerKey(purpose=TIER_PURPOSE, release_count=release_count, tier=tier, round=round)
 
 
+# How a hand-off ended (POST /handoffs/{id}/resolve): the returned technician's bell and
+# e-mail, the outcome's PSA note. ``resolved`` is final, so a hand-off has one outcome.
+OUTCOME_PURPOSE = "outcome"
+OUTCOME = LedgerKey(purpose=OUTCOME_PURPOSE)
+
+
 LEDGER_KEY_COLUMNS = (
     Delivery.handoff_id,
     Delivery.purpose,
@@ -94,6 +100,10 @@ class DeliveryRecord(msgspec.Struct, frozen=True, kw_only=True):
     sent_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    purpose: str
+    release_count: int
+    tier: int
+    round: int
 
 
 class StuckRows(msgspec.Struct, frozen=True, kw_only=True):
@@ -383,9 +393,13 @@ async def list_for_handoff(*, account_id: uuid.UUID, handoff_id: uuid.UUID) -> l
             Delivery.sent_at,
             Delivery.created_at,
             Delivery.updated_at,
+            Delivery.purpose,
+            Delivery.release_count,
+            Delivery.tier,
+            Delivery.round,
         )
         .where(Delivery.handoff_id == handoff_id, Delivery.account_id == account_id)
-        .order_by(Delivery.channel, Delivery.recipient)
+        .order_by(Delivery.channel, Delivery.recipient, Delivery.release_count, Delivery.round, Delivery.tier)
     )
     return msgspec.convert(rows, list[DeliveryRecord])
 

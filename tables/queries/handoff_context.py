@@ -49,13 +49,19 @@ class HandoffContext(msgspec.Struct, frozen=True, kw_only=True):
     escalation_reason: str | None
     psa_ticket_id: str | None
     psa_connection_id: uuid.UUID | None
+    # How it ended (POST /handoffs/{id}/resolve): null before, and the outcome's messages say it.
+    resolution_outcome: str | None = None
+    resolution_note: str | None = None
+    resolved_by: uuid.UUID | None = None
+    resolved_by_name: str | None = None
     messages: list[dict[str, Any]] = []
     steps: list[Step] = []
 
 
 _session = SessionHandoff.session_id
 # The hand-off's columns, then its session's and its creator's (joined by Piccolo through
-# the foreign keys; both are NOT NULL, so its LEFT JOINs find exactly one row each).
+# the foreign keys; both are NOT NULL, so its LEFT JOINs find exactly one row each), and
+# its resolver's name (NULL until it is resolved).
 _COLUMNS = (
     SessionHandoff.id.as_alias("handoff_id"),
     SessionHandoff.account_id,
@@ -75,6 +81,10 @@ _COLUMNS = (
     SessionHandoff.briefing,
     SessionHandoff.briefing_status,
     SessionHandoff.reminded_at,
+    SessionHandoff.resolution_outcome,
+    SessionHandoff.resolution_note,
+    SessionHandoff.resolved_by,
+    SessionHandoff.resolved_by.name.as_alias("resolved_by_name"),
     _session.problem_summary.as_alias("problem_summary"),
     _session.problem_domain.as_alias("problem_domain"),
     _session.escalation_reason.as_alias("escalation_reason"),

@@ -18,7 +18,15 @@ import msgspec
 from tables import db
 from tables._columns import sql_list
 from tables.delivery import ANNOUNCE_EVENTS, Outbox
-from tables.enums import AssessmentStatus, BriefingStatus, HandoffState, Intent, Priority, SessionStatus
+from tables.enums import (
+    AssessmentStatus,
+    BriefingStatus,
+    HandoffState,
+    Intent,
+    Priority,
+    ResolveOutcome,
+    SessionStatus,
+)
 from tables.handoffs import SessionHandoff
 from tables.queries.policy_lookup import policy_of
 from tables.states import CLAIM, RELEASE
@@ -51,12 +59,19 @@ class HandoffRow(msgspec.Struct, frozen=True, kw_only=True):
     breached_at: datetime | None = None
     last_tier: dict[str, Any] | None = None
     reminded_at: datetime | None = None
+    # How it ended (POST /handoffs/{id}/resolve); all null before.
+    resolution_outcome: ResolveOutcome | None = None
+    resolution_note: str | None = None
+    resolved_by: uuid.UUID | None = None
+    resolved_at: datetime | None = None
     # Not columns of session_handoffs: joined from users.
     handed_off_by_name: str
     claimed_by_name: str | None
+    # Only ``get`` joins it: claim and release answer hand-offs nobody has resolved.
+    resolved_by_name: str | None = None
 
 
-_NAMES: Final = ("handed_off_by_name", "claimed_by_name")
+_NAMES: Final = ("handed_off_by_name", "claimed_by_name", "resolved_by_name")
 _JSON_FIELDS: Final = ("snapshot", "ai_assessment_data", "last_tier")
 COLUMN_NAMES: Final[tuple[str, ...]] = tuple(f for f in HandoffRow.__struct_fields__ if f not in _NAMES)
 # For SQL over ``session_handoffs AS h``.
@@ -88,6 +103,7 @@ async def get(*, account_id: uuid.UUID, handoff_id: uuid.UUID) -> HandoffRow | N
             *(getattr(h, name) for name in COLUMN_NAMES),
             h.handed_off_by.name.as_alias("handed_off_by_name"),
             h.claimed_by.name.as_alias("claimed_by_name"),
+            h.resolved_by.name.as_alias("resolved_by_name"),
         )
         .where((h.id == handoff_id) & (h.account_id == account_id))
         .first()

@@ -109,6 +109,12 @@ async def test_each_tier_reaches_exactly_its_recipients_on_its_channels_once_the
         "round": 2,
         "at": (at + timedelta(seconds=360)).isoformat().replace("+00:00", "Z"),
     }
+    # The audit trail names each tier's message.
+    listed = (await acme.client.get(f"/api/v1/handoffs/{hid}/deliveries", headers=eng.headers)).json()[
+        "items"
+    ]
+    owners_slack = [d for d in listed if d["channel"] == "slack"]
+    assert [(d["purpose"], d["tier"], d["round"]) for d in owners_slack] == [("tier", 2, 1), ("tier", 2, 2)]
     events = await db.fetch(
         "SELECT payload FROM outbox WHERE account_id = $1 AND actor_name = 'announce_events' "
         "AND payload::text LIKE '%handoff_tier_notified%'",

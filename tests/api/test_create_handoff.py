@@ -43,6 +43,7 @@ HANDOFF_KEYS = {
     "assessment",
     "psa",
     "sla",  # second edition: the policy clock (null on a park)
+    "resolution",  # second edition: how it ended (null until resolved)
 }
 
 
@@ -65,6 +66,7 @@ async def test_a_created_handoff_has_the_spec_shape_and_is_read_back_the_same(te
     assert created["claimed_by"] is None and created["claimed_at"] is None
     assert created["assessment"]["status"] == "pending"
     assert created["psa"] == {"pushed": False, "note_id": None}
+    assert created["resolution"] is None
     read = await acme.client.get(f"{API}/handoffs/{created['id']}", headers=senior.headers)
     assert read.status_code == 200
     assert read.json() == created

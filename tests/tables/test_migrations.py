@@ -177,6 +177,7 @@ async def test_an_unknown_intent_is_refused(connection: asyncpg.Connection) -> N
         ("session_handoffs", "state", "session_handoffs_state_check"),
         ("session_handoffs", "priority", "session_handoffs_priority_check"),
         ("session_handoffs", "assessment_status", "session_handoffs_assessment_status_check"),
+        ("session_handoffs", "resolution_outcome", "session_handoffs_resolution_outcome_check"),
         ("users", "account_role", "users_account_role_check"),
         ("ai_sessions", "status", "ai_sessions_status_check"),
         ("deliveries", "status", "deliveries_status_check"),
