@@ -35,6 +35,11 @@ MAX_ATTEMPTS = 10
 UNREACHABLE_ERROR_MAX_CHARS = 500
 
 
+# The e-mails that ask for someone to pick the hand-off up (tier 0, later tiers, the
+# reminder) carry the link; a returned technician's e-mail has nothing to pick up.
+PICKUP_KINDS: frozenset[MailKind] = frozenset({"escalation", "reminder"})
+
+
 def batches(ids: list[str], size: int = EMAIL_BATCH_SIZE) -> list[list[str]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
@@ -118,7 +123,7 @@ async def send_batch(handoff_id: uuid.UUID, delivery_ids: list[uuid.UUID], kind:
     if ctx is None:
         return []
     settings = get_settings()
-    links = await recipient_links(ctx, delivery_ids, settings)
+    links = await recipient_links(ctx, delivery_ids, settings) if kind in PICKUP_KINDS else None
     return await send_rows(delivery_ids, composer(ctx, kind, settings, links), settings=settings)
 
 

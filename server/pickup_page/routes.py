@@ -51,9 +51,15 @@ PAGE_HEADERS = {
 }
 
 
-def _answer(body: bytes, status: int, cookies: list[Cookie] | None = None) -> Response[bytes]:
+def _answer(
+    body: bytes, status: int, cookies: list[Cookie] | None = None, headers: dict[str, str] | None = None
+) -> Response[bytes]:
     return Response(
-        body, status_code=status, media_type=MediaType.HTML, headers=PAGE_HEADERS, cookies=cookies
+        body,
+        status_code=status,
+        media_type=MediaType.HTML,
+        headers={**PAGE_HEADERS, **(headers or {})},
+        cookies=cookies,
     )
 
 
@@ -66,11 +72,11 @@ def _secure(request: Request[Any, Any, Any], public_url: str | None) -> bool:
 
 
 def _look_page(request: Request[Any, Any, Any], state: State, token: str, look: Look) -> Response[bytes]:
-    if look.held_by_caller:
-        return _answer(views.won_view(look, token), 200)
     taken = views.taken_by_other(look)
     if taken is not None:
         return _answer(views.lost_view(taken), 200)
+    if look.held_by_caller:
+        return _answer(views.won_view(look, token), 200)
     settings = state.settings
     nonce = forgery.nonce_of(request.cookies) or forgery.new_nonce()
     cookie = Cookie(
@@ -119,9 +125,8 @@ async def pickup_claim(
         "writes", f"user:{link.user_id}", settings.rate_limit_writes_per_minute
     )
     if not decision.allowed:
-        response = _answer(views.too_many_view(decision.retry_after_s), 429)
-        response.headers["Retry-After"] = str(decision.retry_after_s)
-        return response
+        retry_after = {"Retry-After": str(decision.retry_after_s)}
+        return _answer(views.too_many_view(decision.retry_after_s), 429, headers=retry_after)
     try:
         outcome = await pickup.pick_up(link, state.redis)
     except PickupRefused as refused:

@@ -150,12 +150,16 @@ def lost_view(lost: Lost) -> bytes:
 
 
 def taken_by_other(look: Look) -> Lost | None:
-    """What a GET shows instead of the form: someone else holds it, or no claim can move it."""
+    """What a GET shows instead of the form or the win, as the claim would answer: no
+    claim can move it any more (superseded, resolved: whoever held it), or someone else
+    holds it."""
     handoff = look.handoff
-    if handoff.claimed_by is not None and not look.held_by_caller:
-        return Lost(handoff, "", handoff.claimed_by.name, handoff.claimed_at)
     if handoff.state in FINAL_STATE_DETAIL:
         return Lost(handoff, FINAL_STATE_DETAIL[handoff.state], None, None)
+    if look.held_by_caller:
+        return None
+    if handoff.claimed_by is not None:
+        return Lost(handoff, "", handoff.claimed_by.name, handoff.claimed_at)
     if handoff.state != "open":
         return Lost(handoff, "This hand-off can no longer be picked up.", None, None)
     return None

@@ -25,7 +25,7 @@ from tests.api.conftest import inbox_events, new_tenant, next_inbox_event
 from tests.conftest import TEST_JWT_SECRET, BatonProcesses
 from tests.fakes.smtp import FakeSmtp, Received
 
-from .conftest import Acme, Web, address, assert_untouched, handoff_row, start_worker
+from .conftest import Acme, Browser, Web, address, assert_untouched, handoff_row, start_worker
 
 WAIT_S = 45
 CSP_SCRIPT_FREE = ("default-src 'none'", "form-action 'self'", "frame-ancestors 'none'")
@@ -259,6 +259,37 @@ async def test_expired_changed_and_unknown_links_are_refused_and_claim_nothing(
     assert _claimed_events(await inbox_events(inbox_redis, acme.tenant.account_id)) == []
 
 
+async def test_a_superseded_or_resolved_hand_off_is_lost_saying_why(
+    web: Web, acme: Acme, db: asyncpg.Connection, browsers: Any
+) -> None:
+    session_id = await acme.tenant.session(acme.tess, problem_summary="Printer offline")
+    park = await acme.tenant.handed_off(acme.tess, session_id, "park")
+    resolved = await acme.escalate()
+    # Sam has both pages open while they still can be picked up.
+    pages = {}
+    for handoff in (park, resolved):
+        token = _link(acme, acme.sam, handoff["id"])
+        pages[handoff["id"]] = (token, browser := browsers())
+        _assert_page(await browser.open(token), 200, "Pick up")
+    # Then the parked session is escalated after all (the park is superseded), and the
+    # owner resolves the other escalation.
+    escalation = await acme.tenant.handed_off(acme.tess, session_id, "escalate")
+    response = await acme.tenant.client.post(
+        f"/api/v1/handoffs/{resolved['id']}/resolve", json={"outcome": "resolved"}, headers=acme.dana.headers
+    )
+    assert response.status_code == 200, response.text
+
+    for handoff, words in ((park, "superseded by a newer one"), (resolved, "was resolved")):
+        token, browser = pages[handoff["id"]]
+        _assert_page(await browser.press_pick_up(token), 409, words)
+        shown = _assert_page(await browser.open(token), 200, words)
+        assert 'name="csrf"' not in shown
+    assert (await handoff_row(db, park["id"]))["state"] == "superseded"
+    row = await handoff_row(db, resolved["id"])
+    assert (row["state"], row["claimed_by"]) == ("resolved", None)
+    assert (await handoff_row(db, escalation["id"]))["claimed_by"] is None
+
+
 async def test_a_recipient_deactivated_since_the_email_can_no_longer_pick_up(
     web: Web, acme: Acme, db: asyncpg.Connection, inbox_redis: redis.asyncio.Redis, browsers: Any
 ) -> None:
@@ -319,6 +350,13 @@ async def test_a_press_without_the_pages_token_or_from_another_origin_does_nothi
     for what, response in refused.items():
         _assert_page(response, 403, "did not come from the pick-up page, so nothing was done")
         assert "You picked this up" not in response.text, what
+    # A body no page of ours sends: refused before it is read whole.
+    oversized = await dana.http.post(
+        f"/pickup/{token}",
+        data={"csrf": good_field, "x": "y" * 4096},
+        headers={"Origin": web.public_url, "Sec-Fetch-Site": "same-origin"},
+    )
+    assert oversized.status_code == 413, oversized.text
     # No Origin and no Referer at all (not a browser's form): refused as well.
     bare = await dana.http.post(f"/pickup/{token}", data={"csrf": good_field}, headers={"Origin": ""})
     assert bare.status_code == 403
@@ -333,6 +371,27 @@ async def test_a_press_without_the_pages_token_or_from_another_origin_does_nothi
     )
     _assert_page(response, 200, "You picked this up")
     assert (await handoff_row(db, created["id"]))["claimed_by"] == acme.dana.id
+
+
+async def test_presses_count_against_the_recipients_write_rate(baton: BatonProcesses, acme: Acme) -> None:
+    """A replica allowing one write a minute: the press is Dana's write, as an API claim is."""
+    from cli.processes import free_port
+
+    created = await acme.escalate()
+    port = free_port()
+    public_url = f"http://127.0.0.1:{port}"
+    env = {"BATON_PUBLIC_URL": public_url, "BATON_RATE_LIMIT_WRITES_PER_MINUTE": "1"}
+    strict = Web(baton.serve(env=env, port=port), public_url)
+    token = _link(acme, acme.dana, created["id"])
+    browser = Browser(strict)
+    try:
+        await browser.open(token)
+        _assert_page(await browser.press_pick_up(token), 200, "You picked this up")
+        again = await browser.press_pick_up(token)
+        _assert_page(again, 429, "Too many tries")
+        assert int(again.headers["retry-after"]) >= 1
+    finally:
+        await browser.close()
 
 
 async def test_without_a_public_url_emails_carry_no_link_and_each_process_says_so_once(
