@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -149,7 +150,9 @@ DESCRIPTIONS: dict[str, str] = {
     "under the data folder.",
     "mail_from": "Sender of Baton's e-mail.",
     "frontend_url": "Base URL of the host app; e-mails link to `{FRONTEND_URL}/escalations`.",
-    "public_url": "Baton's public base URL; Slack and Teams messages link to `{BATON_PUBLIC_URL}/inbox`.",
+    "public_url": "Baton's public base URL; Slack and Teams messages link to `{BATON_PUBLIC_URL}/inbox`, "
+    "and each escalation e-mail carries its recipient's pick-up link `{BATON_PUBLIC_URL}/pickup/…`. "
+    "Unset: no pick-up links (`baton dev` sets it to the URL it prints).",
     "delivery_timeout_s": "Timeout of one send (SMTP command, webhook, PSA call), seconds; a "
     "webhook or PSA delivery stuck sending twice this long is retried.",
     "delivery_sweep_after_s": "Deliveries left pending (or mid-send) this long, their message "
@@ -218,6 +221,34 @@ def check_jwt_secret(secret: str) -> None:
         )
 
 
+PUBLIC_URL_MAX_CHARS = 200
+
+
+def check_public_url(url: str) -> None:
+    """An http(s) base URL, printable ASCII without spaces, no query or fragment: pick-up
+    links and chat links are built on it (and a link goes into an e-mail as it is)."""
+    env = ENV_NAMES["public_url"]
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    plain = url.isascii() and url.isprintable() and " " not in url and len(url) <= PUBLIC_URL_MAX_CHARS
+    if (
+        parts is None
+        or not plain
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.query
+        or parts.fragment
+    ):
+        raise SettingsError(
+            f"{env}={url!r} must be Baton's http(s) address as users reach it, e.g. "
+            f"https://baton.example.com (ASCII, at most {PUBLIC_URL_MAX_CHARS} characters, "
+            "no query or fragment)"
+        )
+
+
 def _endpoint(env: str, text: str) -> str:
     """``ip:port`` (``[v6]:port``), normalized: ``127.0.0.1:56380``, ``[::1]:56380``."""
     host, _, port = text.rpartition(":")
@@ -277,6 +308,8 @@ def _parse(field: str, raw: str, annotation: Any) -> Any:
         raise SettingsError(f"{env}={raw!r} must start with smtp:// or smtps://")
     if field == "jwt_secret" and value is not None:
         check_jwt_secret(value)
+    if field == "public_url" and value is not None:
+        check_public_url(value)
     if field == "outbound_ca_bundle" and value is not None and not os.path.isfile(value):
         raise SettingsError(f"{env}={raw!r}: no such file (a PEM bundle of CA certificates)")
     return value

@@ -5,6 +5,9 @@ splits its rows into batches (``EMAIL_BATCH_SIZE``) so every worker process shar
 sending; a batch sends over a few reused connections (``SMTP_CONNECTIONS_PER_BATCH``),
 each row claimed, sent within its deadline, and marked. A server that cannot be reached
 costs the rest of the batch one counted attempt each, not a connection each.
+
+Each copy carries its recipient's pick-up link when links are on (``BATON_PUBLIC_URL``):
+the batch looks up, in one query, the eligible user behind each of its addresses.
 """
 
 from __future__ import annotations
@@ -14,19 +17,27 @@ import uuid
 from collections.abc import Callable
 
 from actors import deliveries
-from actors.context import load
+from actors.context import HandoffContext, load
 from actors.deliveries import Claim, Outcome
 from actors.mail_content import MailKind
-from actors.mail_message import Outgoing, composer
+from actors.mail_message import Outgoing, address_of, composer
 from actors.mail_transport import SmtpUnreachable, lease_s, make_sender, send_deadline_s
+from pickup_links import RecipientLinks, links_on, url_prefix
 from settings import Settings, get_settings
+from tables.enums import SENIOR_ROLES
 from tables.queries import deliveries as ledger
+from tables.queries.recipients import eligible_users_at
 
 CHANNEL = "email"
 EMAIL_BATCH_SIZE = 50
 SMTP_CONNECTIONS_PER_BATCH = 4
 MAX_ATTEMPTS = 10
 UNREACHABLE_ERROR_MAX_CHARS = 500
+
+
+# The e-mails that ask for someone to pick the hand-off up (tier 0, later tiers, the
+# reminder) carry the link; a returned technician's e-mail has nothing to pick up.
+PICKUP_KINDS: frozenset[MailKind] = frozenset({"escalation", "reminder"})
 
 
 def batches(ids: list[str], size: int = EMAIL_BATCH_SIZE) -> list[list[str]]:
@@ -80,13 +91,40 @@ async def send_rows(
     return outcomes
 
 
+async def recipient_links(
+    ctx: HandoffContext, delivery_ids: list[uuid.UUID], settings: Settings
+) -> RecipientLinks | None:
+    """The pick-up links of these rows: the eligible user behind each address (never the
+    one who handed off); None when links are off. Two people sharing one address get one
+    e-mail (``tables/queries/recipients.py``), whose link names the first senior of them."""
+    if not links_on(settings):
+        return None
+    addresses = sorted({address_of(r).lower() for r in await ledger.recipients_of(delivery_ids=delivery_ids)})
+    users = [
+        user
+        for user in await eligible_users_at(account_id=ctx.account_id, addresses=addresses)
+        if user.id != ctx.handed_off_by
+    ]
+    users.sort(key=lambda u: (u.account_role not in SENIOR_ROLES, u.created_at, str(u.id)))
+    user_ids: dict[str, uuid.UUID] = {}
+    for user in users:
+        user_ids.setdefault(user.email, user.id)
+    return RecipientLinks(
+        secret=settings.jwt_secret or "",
+        prefix=url_prefix(settings),
+        handoff_id=ctx.handoff_id,
+        user_ids=user_ids,
+    )
+
+
 async def send_batch(handoff_id: uuid.UUID, delivery_ids: list[uuid.UUID], kind: MailKind) -> list[Outcome]:
     """The messages of ``kind`` for these rows of the hand-off, as it is now."""
     ctx = await load(handoff_id)
     if ctx is None:
         return []
     settings = get_settings()
-    return await send_rows(delivery_ids, composer(ctx, kind, settings), settings=settings)
+    links = await recipient_links(ctx, delivery_ids, settings) if kind in PICKUP_KINDS else None
+    return await send_rows(delivery_ids, composer(ctx, kind, settings, links), settings=settings)
 
 
 async def raise_if_pending(what: str, delivery_ids: list[uuid.UUID], outcomes: list[Outcome]) -> None:

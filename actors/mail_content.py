@@ -5,6 +5,9 @@ SPEC "E-mail fan-out": subject ``New escalation: {problem_summary or "an active
 session"}``; the body's intro, ``Reason``, ``Priority`` and a link to
 ``{FRONTEND_URL}/escalations`` when set. Plain text only: the message around it, and
 every header, is ``actors/mail_message.py``'s.
+
+Each copy then ends with its recipient's own pick-up link (``pickup_paragraph``, second
+edition), added per copy by the composer: the body here is the same for everyone.
 """
 
 from __future__ import annotations
@@ -64,6 +67,14 @@ def returned_body(ctx: HandoffContext) -> str:
 
 def _link(settings: Settings) -> str:
     return f"\n\n{settings.frontend_url.rstrip('/')}/escalations" if settings.frontend_url else ""
+
+
+PICKUP_INTRO = "Pick it up from here (this link is yours alone and works for 24 hours):"
+
+
+def pickup_paragraph(url: str) -> str:
+    """The last lines of a copy: its recipient's pick-up link, on a line of its own."""
+    return f"\n\n{PICKUP_INTRO}\n{url}"
 
 
 def subject_and_body(ctx: HandoffContext, kind: MailKind, settings: Settings) -> tuple[str, str]:

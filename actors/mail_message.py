@@ -4,6 +4,15 @@ Every header is written by Baton, never folded by the stdlib, and the flattened 
 is parsed back before it leaves: user text cannot add a header (``actors/mail_headers.py``).
 A ``Composer`` renders one kind of message for one hand-off once and addresses a copy per
 delivery row, each copy checked again as bytes.
+
+With pick-up links on, each copy also ends with its recipient's own link
+(``actors/pickup_links.py``). The template is rendered with a stand-in link of the same
+length as every real one, its text sent as it is (7bit, or 8bit for non-ASCII; RFC 5322
+allows 998-byte lines, so the long link line needs no quoted-printable), and each copy
+swaps the real link paragraph in for the template's last bytes: cut at a position known
+from the end, never found by searching, so no user text can steer where it goes, and
+the headers it cannot reach are checked again as bytes. A body that cannot be sent as it
+is (a line over 998 bytes) makes each copy whole instead, as slow as that is (~1-2 ms).
 """
 
 from __future__ import annotations
@@ -20,8 +29,16 @@ from email.message import EmailMessage
 
 from actors.context import HandoffContext
 from actors.deliveries import Claim, SendError
-from actors.mail_content import MailKind, subject_and_body
-from actors.mail_headers import MalformedMessage, check_header_lines, check_message, header_lines, header_text
+from actors.mail_content import MailKind, pickup_paragraph, subject_and_body
+from actors.mail_headers import (
+    HARD_LINE_MAX_CHARS,
+    MalformedMessage,
+    check_header_lines,
+    check_message,
+    header_lines,
+    header_text,
+)
+from pickup_links import TOKEN_CHARS, RecipientLinks
 from settings import Settings
 
 log = logging.getLogger("baton.actors.email")
@@ -60,18 +77,35 @@ HEADER_NAMES = (
 )
 
 
-def _body_part(body: str) -> bytes:
+def _body_part(body: str, cte: str | None = None) -> bytes:
     """The text/plain part (its MIME headers and the encoded body), from the stdlib: no
-    user text reaches a header there, only the body, after the blank line."""
+    user text reaches a header there, only the body, after the blank line. ``cte``
+    None: the stdlib's choice of transfer encoding."""
     part = EmailMessage(policy=email.policy.SMTP)
-    part.set_content(body)
+    part.set_content(body, cte=cte)
     buffer = io.BytesIO()
     email.generator.BytesGenerator(buffer, policy=email.policy.SMTP).flatten(part)
     return buffer.getvalue()
 
 
+def verbatim_cte(body: str) -> str | None:
+    """``7bit`` (ASCII) or ``8bit`` when every line of ``body`` fits in 998 bytes, so the
+    text goes out as it is; None when one does not (the stdlib then picks
+    quoted-printable or base64)."""
+    encoded = body.encode("utf-8")
+    if any(len(line) > HARD_LINE_MAX_CHARS for line in encoded.splitlines()):
+        return None
+    return "7bit" if encoded.isascii() else "8bit"
+
+
 def build_message(
-    *, delivery_id: uuid.UUID | str, to: str, subject: str, body: str, settings: Settings
+    *,
+    delivery_id: uuid.UUID | str,
+    to: str,
+    subject: str,
+    body: str,
+    settings: Settings,
+    cte: str | None = None,
 ) -> bytes:
     """The message as sent (RFC 5322, CRLF line ends); ``MalformedMessage`` when its
     headers would not be exactly ``HEADER_NAMES`` (see actors/mail_headers.py)."""
@@ -88,37 +122,80 @@ def build_message(
             ("Subject", header_text(subject)),
         ]
     )
-    raw = headers + _body_part(body)
+    raw = headers + _body_part(body, cte)
     check_message(raw, HEADER_NAMES)
     return raw
 
 
 # Stand-ins rendered into the template, then replaced per recipient: building and
-# flattening an EmailMessage costs half a millisecond, a byte replace a microsecond.
+# flattening an EmailMessage costs half a millisecond or more, a byte replace a microsecond.
 _TO_MARK = "baton-recipient@to.invalid"
 _ID_MARK = "00000000-baton-0000-message-000000000000"
+# A pick-up token's stand-in: as long as every real one, of its alphabet.
+_TOKEN_MARK = "x" * TOKEN_CHARS
 
 
 # One plain ASCII address, nothing that could make the To header say more than it.
 _PLAIN_ADDRESS = re.compile(r"[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+")
 
 
-class Composer:
-    """The messages of one kind for one hand-off: rendered once, addressed per row."""
+def _wire(text: str) -> bytes:
+    """``text`` as a 7bit/8bit body ends on the wire: CRLF line ends, one after the last."""
+    return (text + "\n").replace("\n", "\r\n").encode("utf-8")
 
-    def __init__(self, *, subject: str, body: str, settings: Settings) -> None:
+
+class Composer:
+    """The messages of one kind for one hand-off: rendered once, addressed per row (and
+    given its recipient's pick-up link when ``links`` is set)."""
+
+    def __init__(
+        self, *, subject: str, body: str, settings: Settings, links: RecipientLinks | None = None
+    ) -> None:
         self.subject = subject
         self.body = body
         self.settings = settings
+        self._links = links
         self._refusal: str | None = None
+        # The template's stand-in link paragraph, as its last bytes; None with links on:
+        # each copy is built whole (a body that cannot be sent as it is).
+        self._tail: bytes | None = None
         try:
-            self._template = build_message(
-                delivery_id=_ID_MARK, to=_TO_MARK, subject=subject, body=body, settings=settings
-            )
+            if links is None:
+                self._template = build_message(
+                    delivery_id=_ID_MARK, to=_TO_MARK, subject=subject, body=body, settings=settings
+                )
+            else:
+                standin = pickup_paragraph(links.prefix + _TOKEN_MARK)
+                cte = verbatim_cte(body + standin)
+                self._template = build_message(
+                    delivery_id=_ID_MARK,
+                    to=_TO_MARK,
+                    subject=subject,
+                    body=body + standin,
+                    settings=settings,
+                    cte=cte,
+                )
+                if cte is not None and self._template.endswith(_wire(standin)):
+                    self._tail = _wire(standin)
         except MalformedMessage as exc:
             log.error("e-mail not sent: its headers would not be the ones Baton writes (%s)", exc)
             self._refusal = f"message refused before sending: {exc}"[:200]
             self._template = b""
+
+    def _raw(self, claim: Claim, to: str) -> bytes:
+        url = self._links.url_for(to) if self._links is not None else None
+        if self._links is not None and self._tail is None:
+            body = self.body + (pickup_paragraph(url) if url else "")
+            return build_message(
+                delivery_id=claim.id, to=to, subject=self.subject, body=body, settings=self.settings
+            )
+        raw = self._template.replace(_TO_MARK.encode(), to.encode(), 1)
+        raw = raw.replace(_ID_MARK.encode(), str(claim.id).encode(), 1)
+        if self._tail is not None:
+            # The body's last line end stays when an address has no link (nobody eligible).
+            raw = raw[: -len(self._tail)] + (_wire(pickup_paragraph(url)) if url else b"\r\n")
+        check_header_lines(raw, HEADER_NAMES)  # the bytes that leave, ~µs
+        return raw
 
     def __call__(self, claim: Claim) -> Outgoing:
         if self._refusal is not None:
@@ -127,10 +204,8 @@ class Composer:
         if not (to.isascii() and to.isprintable() and _PLAIN_ADDRESS.fullmatch(to)):
             # Internationalised addresses need SMTPUTF8 end to end, which Baton does not speak.
             raise SendError(f"address {to!r} is not plain ASCII; not sent", permanent=True)
-        raw = self._template.replace(_TO_MARK.encode(), to.encode(), 1)
-        raw = raw.replace(_ID_MARK.encode(), str(claim.id).encode(), 1)
         try:
-            check_header_lines(raw, HEADER_NAMES)  # the bytes that leave, ~µs
+            raw = self._raw(claim, to)
         except MalformedMessage as exc:
             log.error("e-mail to %s not sent: its headers are not the ones Baton writes (%s)", to, exc)
             raise SendError(f"message refused before sending: {exc}"[:200], permanent=True) from None
@@ -139,7 +214,10 @@ class Composer:
         )
 
 
-def composer(ctx: HandoffContext, kind: MailKind, settings: Settings) -> Composer:
-    """The messages of ``kind`` about ``ctx``'s hand-off."""
+def composer(
+    ctx: HandoffContext, kind: MailKind, settings: Settings, links: RecipientLinks | None = None
+) -> Composer:
+    """The messages of ``kind`` about ``ctx``'s hand-off (each with its recipient's
+    pick-up link when ``links`` is given)."""
     subject, body = subject_and_body(ctx, kind, settings)
-    return Composer(subject=subject, body=body, settings=settings)
+    return Composer(subject=subject, body=body, settings=settings, links=links)

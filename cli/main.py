@@ -383,6 +383,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     me = [sys.executable, "-m", "cli"]
     ports = [args.port + i for i in range(args.web)]
+    # The children's links (e-mails' pick-up links, chat messages' inbox link) point at
+    # the first web URL the banner prints, unless one was set (a tunnel, a proxy).
+    os.environ.setdefault("BATON_PUBLIC_URL", f"http://127.0.0.1:{ports[0]}")
     children = [Child(f"web-{i + 1}", [*me, "serve", "--port", str(port)]) for i, port in enumerate(ports)]
     worker = [*me, "worker", "--shutdown-timeout", str(DEV_WORKER_SHUTDOWN_TIMEOUT_S)]
     # A worker pool dies with SIGKILL, not SIGTERM: the kernel sends the death signal again
@@ -442,6 +445,7 @@ def _banner(urls: list[str], services: Any) -> None:
     for url in urls:
         print(f"  web         {url}   (inbox: {url}/inbox, API docs: {url}/schema)")
     print(f"  services    {services.describe()}")
+    print(f"  links       {os.environ['BATON_PUBLIC_URL']}   (where e-mails' pick-up links point)")
     demo = asyncio.run(demo_summary())
     if demo:
         print(

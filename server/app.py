@@ -46,6 +46,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # The broker and actors the outbox hands jobs to: imported now (they bind to
     # REDIS_URL at import) rather than by the first create.
     import actors  # noqa: F401
+    from pickup_links import links_on
+
+    links_on(settings)  # says once when pick-up links are off (no BATON_PUBLIC_URL)
 
     app = Litestar(
         route_handlers=[*ROUTES, metrics],

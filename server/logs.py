@@ -66,6 +66,9 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     # An Anthropic key.
     (re.compile(r"sk-ant-[A-Za-z0-9_-]+"), REDACTED),
+    # A pick-up link's token (a capability to claim as its recipient), wherever its path
+    # shows: the access log's request line, an error naming the path.
+    (re.compile(r"/pickup/[^\s\"'?#]+"), "/pickup/" + REDACTED),
 )
 
 

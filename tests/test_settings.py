@@ -46,6 +46,10 @@ def test_values_are_read_and_typed() -> None:
         ("DATABASE_URL", "mysql://x", "postgresql://"),
         ("REDIS_URL", "http://x", "redis://"),
         ("SMTP_URL", "mail.example:25", "smtp://"),
+        ("BATON_PUBLIC_URL", "baton.example.com", "http(s) address"),
+        ("BATON_PUBLIC_URL", "https://baton.example.com/?x=1", "no query"),
+        ("BATON_PUBLIC_URL", "https://bäton.example.com", "ASCII"),
+        ("BATON_PUBLIC_URL", "https://user:pw@baton.example.com", "http(s) address"),
     ],
 )
 def test_a_bad_value_is_refused_with_the_variable_named(variable: str, value: str, words: str) -> None:

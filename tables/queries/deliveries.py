@@ -445,3 +445,13 @@ async def insert_many(rows: list[NewLedgerRow]) -> None:
 async def recipient_of(*, delivery_id: uuid.UUID) -> str | None:
     rows = await db.run(Delivery.select(Delivery.recipient).where(Delivery.id == delivery_id))
     return rows[0]["recipient"] if rows else None
+
+
+async def recipients_of(*, delivery_ids: list[uuid.UUID]) -> list[str]:
+    """The recipients of these rows (an e-mail batch's addresses, for its pick-up links)."""
+    if not delivery_ids:
+        return []
+    rows = await db.run(
+        Delivery.select(Delivery.recipient).where(WhereRaw('"id" = ANY({}::uuid[])', delivery_ids))
+    )
+    return [row["recipient"] for row in rows]

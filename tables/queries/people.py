@@ -132,3 +132,27 @@ async def upsert_team(
         return None
     row, created = written
     return msgspec.convert(row, TeamRecord), created
+
+
+class LinkRecipient(msgspec.Struct, frozen=True, kw_only=True):
+    """The user a pick-up link names, eligible or not (the page says which)."""
+
+    account_id: uuid.UUID
+    name: str
+    account_role: Role
+    is_active: bool
+    deleted_at: datetime | None
+
+    @property
+    def eligible(self) -> bool:
+        return self.is_active and self.deleted_at is None
+
+
+async def link_recipient(*, user_id: uuid.UUID) -> LinkRecipient | None:
+    """The user ``user_id`` whatever their state; None when there is none."""
+    row = await db.run(
+        User.select(User.account_id, User.name, User.account_role, User.is_active, User.deleted_at)
+        .where(User.id == user_id)
+        .first()
+    )
+    return None if row is None else msgspec.convert(row, LinkRecipient)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 import msgspec
+from piccolo.columns.combination import WhereRaw
 from piccolo.query.functions import Lower
 
 from tables import db
@@ -53,3 +55,24 @@ async def reminder_recipients(
     else:
         query = query.where(User.account_role.is_in(list(roles)), User.id != creator_id)
     return msgspec.convert(await db.run(query), list[Recipient])
+
+
+class AddressedUser(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    email: str
+    account_role: str
+    created_at: datetime
+
+
+async def eligible_users_at(*, account_id: uuid.UUID, addresses: Sequence[str]) -> list[AddressedUser]:
+    """The eligible users of the account whose address (lower-cased) is one of
+    ``addresses``: whom an e-mail's pick-up link names."""
+    if not addresses:
+        return []
+    rows = await db.run(
+        User.select(User.id, Lower(User.email, alias="email"), User.account_role, User.created_at).where(
+            *_eligible(account_id),  # type: ignore[arg-type]
+            WhereRaw("lower(email) = ANY({}::text[])", [a.lower() for a in addresses]),
+        )
+    )
+    return msgspec.convert(rows, list[AddressedUser])

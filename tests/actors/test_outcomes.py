@@ -55,6 +55,7 @@ async def test_a_returned_session_rings_its_technician_and_emails_them_the_note_
     assert mail.subject == f"Returned to you: {PROBLEM}"
     assert "Sam Senior returned this session to you" in mail.body
     assert "Note: Clear the credential cache, then call me" in mail.body
+    assert "/pickup/" not in mail.body  # nothing to pick up: pick-up links are for escalations
     row = await db.fetchrow(
         "SELECT status, attempts FROM deliveries "
         "WHERE handoff_id = $1 AND purpose = 'outcome' AND channel = 'email'",

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +112,20 @@ def test_a_sigkilled_dev_restarts_cleanly_and_commands_share_its_services(postgr
         wait_for(lambda: pushed in log_path.read_text(), 30, "the worker to record the PSA note")
         notes = (data_dir / "demo-psa" / "ticket-48213.txt").read_text()
         assert f"Escalated: {created['snapshot']['problem_summary']}" in notes
+        # The caught e-mails' pick-up links point at the URL the banner printed, and open there.
+        public_url = f"http://127.0.0.1:{port}"
+        assert f"links       {public_url}" in log_path.read_text()
+        link = re.compile(rf"{re.escape(public_url)}/pickup/[A-Za-z0-9_-]{{71}}")
+
+        def caught_link() -> str | None:
+            for mail in (data_dir / "mail").glob("*.eml"):
+                if found := link.search(mail.read_text(errors="replace")):
+                    return found.group()
+            return None
+
+        wait_for(lambda: caught_link() is not None, 30, "a caught e-mail with a pick-up link")
+        with urllib.request.urlopen(str(caught_link()), timeout=10) as page:
+            assert page.status == 200 and b"Pick up" in page.read()
         old_postgres = embedded_postgres.running_pid(data_dir / "postgres")
         old_redis = _redis_pid(data_dir)
         assert old_postgres and pid_alive(old_redis)
