@@ -20,7 +20,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
@@ -104,7 +104,7 @@ class PickedUp:
 
 def clock_time(at: datetime) -> str:
     """ "14:02 UTC": the time a pick-up is told in Slack (Baton knows no reader's zone)."""
-    return at.strftime("%H:%M UTC")
+    return at.astimezone(UTC).strftime("%H:%M UTC")
 
 
 def picked_up_line(picked_up: PickedUp) -> str:
