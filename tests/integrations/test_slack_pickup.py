@@ -26,7 +26,7 @@ import pytest
 
 from cli.embedded_redis import EmbeddedRedis
 from cli.processes import free_port
-from tests.actors.conftest import DIAGNOSTIC_SESSION, eventually, settled, worker_env
+from tests.actors.conftest import DIAGNOSTIC_SESSION, eventually, put_policy, settled, tier, worker_env
 from tests.api.conftest import API, Person, Tenant, assert_problem, database_fingerprint, new_tenant
 from tests.conftest import BatonProcess, BatonProcesses, wait_for
 from tests.fakes.chat import (
@@ -229,6 +229,29 @@ async def test_the_message_carries_pick_up_and_a_press_wins_with_one_replaced_me
     assert await settled(_count(responses.received)) == 1
     # The signing secret is never in a log line of either process.
     assert SECRET not in desk.server.log() and SECRET not in worker.log()
+
+
+async def test_every_tier_of_a_policy_posts_pick_up_and_a_later_tiers_button_wins(
+    baton: BatonProcesses, desk_on: Any, webhooks: FakeWebhooks, responses: FakeResponseUrls
+) -> None:
+    """Tier messages reuse the escalation's composer: each carries the button too."""
+    desk: Desk = await desk_on(escalate=False)
+    await put_policy(
+        desk.acme,
+        {"tiers": [tier(0, ["slack"], roles=["engineer"]), tier(1, ["slack"], roles=["engineer"])]},
+    )
+    baton.worker(env=worker_env())
+    session_id = await desk.acme.session(desk.tech, **DIAGNOSTIC_SESSION)
+    created = await desk.acme.handed_off(desk.tech, session_id, "escalate")
+    desk.handoff_id = uuid.UUID(created["id"])
+
+    wait_for(lambda: len(webhooks.slack) >= 2, WAIT_S, "tier 0's and tier 1's Slack messages")
+    values = [b["value"] for m in webhooks.slack for b in _buttons(m) if b["action_id"] == "baton_pickup"]
+    assert values == [created["id"], created["id"]]
+    assert (await desk.press("U0SAM", responses.response_url(), value=values[1])).status_code == 200
+    [answer] = responses.wait_for(1, WAIT_S)
+    assert answer["replace_original"] is True
+    assert any(line.startswith("Picked up by Sam Reyes at ") for line in _lines(answer))
 
 
 async def test_slacks_200_does_not_wait_for_the_answer_to_be_taken(
