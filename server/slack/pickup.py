@@ -143,6 +143,7 @@ async def _send(response_url: str, reply: dict[str, Any]) -> None:
                 return
         else:
             if response.is_success:
+                log.info("answer to a Slack press delivered (attempt %d)", attempt)
                 return
             if response.status_code < 500 or attempt == SEND_ATTEMPTS:
                 log.warning("answer to a Slack press refused: %s: %s", RESPONSE_URL, status_line(response))

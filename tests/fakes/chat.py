@@ -19,6 +19,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -279,8 +280,11 @@ class FakeResponseUrls(ThreadedServer):
 
         self.call(set_it())
 
-    def wait_for(self, count: int, timeout_s: float) -> list[dict[str, Any]]:
-        """Once at least ``count`` answers have arrived: all of them (AssertionError after timeout)."""
+    def wait_for(
+        self, count: int, timeout_s: float, log: Callable[[], str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Once at least ``count`` answers have arrived: all of them (AssertionError after
+        timeout, with the tail of ``log``: the server's, say)."""
         deadline = time.monotonic() + timeout_s
         with self._arrived:
             while len(self.received) < count:
