@@ -7,6 +7,11 @@ since 1.2). Users' text is plain text to both (SPEC "Injection"): Slack ``plain_
 (escaped), Teams ``TextRun``, never mrkdwn or Markdown. Each names the PSA
 ticket when there is one and links to the inbox. Each webhook is its own ``slack`` /
 ``teams`` delivery (recipient: the channel's id, never its URL, which is a secret).
+
+A Slack channel with a signing secret also gets a Pick up button (``PICKUP_ACTION_ID``,
+its value the hand-off's id): Slack posts presses to the Slack app's interactivity URL,
+``/api/v1/integrations/slack/{channel_id}/interactions``, which Baton can verify only
+with that secret, so a channel without one gets no button (a press could only fail).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
@@ -24,7 +31,7 @@ from actors.context import HandoffContext, load
 from actors.deliveries import Claim, Outcome, SendError
 from actors.http import call, is_permanent, status_line
 from settings import Settings, get_settings
-from tables.queries.chat_channels import enabled_chat_channels
+from tables.queries.chat_channels import ChatChannel, enabled_chat_channels
 
 log = logging.getLogger("baton.actors.chat")
 
@@ -36,6 +43,9 @@ ADAPTIVE_CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 ADAPTIVE_CARD_VERSION = "1.4"
 ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 NO_REASON = "No reason provided."
+# Slack's interaction payload names the button by action_id; its value is the hand-off id.
+PICKUP_ACTION_ID = "baton_pickup"
+PICKUP_BUTTON_TEXT = "Pick up"
 
 
 def inbox_link(settings: Settings | None = None) -> str | None:
@@ -84,7 +94,38 @@ def _facts(ctx: HandoffContext) -> list[tuple[str, str]]:
     return facts
 
 
-def slack_message(ctx: HandoffContext, link: str | None) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class PickedUp:
+    """Who picked the hand-off up, for the message that replaces the button."""
+
+    name: str
+    at: datetime
+
+
+def clock_time(at: datetime) -> str:
+    """ "14:02 UTC": the time a pick-up is told in Slack (Baton knows no reader's zone)."""
+    return at.astimezone(UTC).strftime("%H:%M UTC")
+
+
+def picked_up_line(picked_up: PickedUp) -> str:
+    return f"Picked up by {picked_up.name} at {clock_time(picked_up.at)}"
+
+
+def pickup_button(handoff_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": PICKUP_BUTTON_TEXT, "emoji": False},
+        "action_id": PICKUP_ACTION_ID,
+        "value": str(handoff_id),
+        "style": "primary",
+    }
+
+
+def slack_message(
+    ctx: HandoffContext, link: str | None, *, pickup: bool = False, picked_up: PickedUp | None = None
+) -> dict[str, Any]:
+    """The escalation's message; with ``pickup`` a Pick up button, with ``picked_up`` the
+    line saying who took it instead (the message a winning press replaces it with)."""
     title = headline(ctx)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "New escalation"[:SLACK_HEADER_MAX_CHARS]}},
@@ -94,20 +135,22 @@ def slack_message(ctx: HandoffContext, link: str | None) -> dict[str, Any]:
             "fields": [slack_plain(f"{name}: {value}", SLACK_FIELD_MAX_CHARS) for name, value in _facts(ctx)],
         },
     ]
+    if picked_up is not None:
+        blocks.append({"type": "section", "text": slack_plain(picked_up_line(picked_up))})
+    buttons: list[dict[str, Any]] = []
+    if pickup and picked_up is None:
+        buttons.append(pickup_button(ctx.handoff_id))
     if link:
-        blocks.append(
+        buttons.append(
             {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": "Open the inbox"},
-                        "url": link,
-                        "action_id": "open_inbox",
-                    }
-                ],
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Open the inbox"},
+                "url": link,
+                "action_id": "open_inbox",
             }
         )
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
     # The notification's text: no mrkdwn read in it, and nothing a link or a mention.
     fallback = _clipped(slack_escape(f"New escalation: {title}"), SLACK_TEXT_MAX_CHARS)
     return {"text": fallback, "mrkdwn": False, "blocks": blocks}
@@ -151,6 +194,14 @@ def teams_message(ctx: HandoffContext, link: str | None) -> dict[str, Any]:
 
 MESSAGE_BUILDERS = {"slack": slack_message, "teams": teams_message}
 
+
+def channel_message(channel: ChatChannel, ctx: HandoffContext, link: str | None) -> dict[str, Any]:
+    """The message for ``channel``: a Slack one carries Pick up when it can verify presses."""
+    if channel.kind == "slack":
+        return slack_message(ctx, link, pickup=channel.verifies_presses)
+    return MESSAGE_BUILDERS[channel.kind](ctx, link)
+
+
 WEBHOOK_NAMES = {"slack": "Slack webhook", "teams": "Teams webhook"}
 
 
@@ -173,7 +224,7 @@ async def notify(handoff_id: uuid.UUID) -> list[Outcome]:
         if kind not in MESSAGE_BUILDERS:
             continue
         rows = await deliveries.ensure(ctx.account_id, handoff_id, kind, [str(channel.id)])
-        body = MESSAGE_BUILDERS[kind](ctx, link)
+        body = channel_message(channel, ctx, link)
 
         async def send(
             claim: Claim, kind: str = kind, url: str = channel.url, body: dict[str, Any] = body

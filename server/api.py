@@ -1,4 +1,5 @@
-"""``/api/v1``: every endpoint behind the bearer-token middleware, in one Router."""
+"""``/api/v1``: every endpoint behind the bearer-token middleware, in one Router (Slack's
+interactions excepted: ``exclude_from_auth``, their signature is their authentication)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from server.controllers.background import HandoffWorkController, NotificationCon
 from server.controllers.handoffs import API_PREFIX, HandoffController
 from server.controllers.host_app import HostAppController, SessionReadController
 from server.controllers.inbox_page import InboxPageController
+from server.controllers.integrations import SlackInteractionsController
 from server.controllers.policies import EscalationPolicyController
 from server.problems import problem_response
 
@@ -38,6 +40,7 @@ api_router = Router(
         NotificationController,
         InboxPageController,
         EscalationPolicyController,
+        SlackInteractionsController,
     ],
     middleware=[DefineMiddleware(BearerAuthMiddleware, scopes={ScopeType.HTTP})],
     exception_handlers={asyncpg.DataError: _on_unstorable_value},

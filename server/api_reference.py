@@ -32,6 +32,7 @@ CALLER_OF_TAG: dict[str, str] = {
     "inbox page": "user token",
     "escalation policies": "service token, or an owner or admin",
     "operations": "anyone",
+    "integrations": "Slack (a signed request, no token)",
 }
 
 

@@ -31,6 +31,7 @@ from litestar.openapi.spec import (
     OpenAPIResponse,
     OpenAPIType,
     Reference,
+    RequestBody,
     Schema,
 )
 
@@ -63,6 +64,20 @@ OTHER_SUCCESSES: dict[tuple[str, str], dict[str, str]] = {
     ("get", "/ready"): {},
 }
 PUT_CREATED = "Created (200 when an existing one was replaced)."
+# Operations outside the bearer scheme (their request's signature is their authentication):
+# their own error answers, instead of the conventions' (no 403, 404, 409, 422 or 429 there).
+SLACK_INTERACTIONS = f"{API_PREFIX}/integrations/slack/{{channel_id}}/interactions"
+OWN_ERRORS: dict[tuple[str, str], dict[str, str]] = {
+    ("post", SLACK_INTERACTIONS): {
+        "400": "Signed, but no Slack interaction payload in the form body.",
+        "401": "Not verified: no such Slack channel or no signing secret, a bad signature, a "
+        "timestamp more than 300 s from now, or a replay (one detail for all).",
+        "404": "The path's channel id is not a UUID (the route does not match).",
+        "413": "A body over 128 KiB.",
+        "500": "A fault on Baton's side, logged; nothing was done.",
+        "503": "Redis cannot say whether the request is a replay: refused (fail closed); `Retry-After`.",
+    },
+}
 
 PROBLEM_SCHEMA = Schema(
     type=OpenAPIType.OBJECT,
@@ -74,6 +89,21 @@ PROBLEM_SCHEMA = Schema(
         "detail": Schema(type=OpenAPIType.STRING),
     },
     required=["type", "title", "status", "detail"],
+)
+
+SLACK_INTERACTION_BODY = RequestBody(
+    required=True,
+    description="Slack's interaction request: the payload JSON in a form field, signed by "
+    "`X-Slack-Signature` and `X-Slack-Request-Timestamp`.",
+    content={
+        "application/x-www-form-urlencoded": OpenAPIMediaType(
+            schema=Schema(
+                type=OpenAPIType.OBJECT,
+                properties={"payload": Schema(type=OpenAPIType.STRING, description="Slack's JSON payload.")},
+                required=["payload"],
+            )
+        )
+    },
 )
 
 
@@ -100,7 +130,14 @@ def _complete_operation(method: str, path: str, operation: Any) -> None:
     responses: dict[str, Any] = operation.responses if operation.responses is not None else {}
     if path == "/ready":
         responses["503"] = _problem("Postgres or Redis is unreachable (`checks` says which).")
-    if path.startswith(API_PREFIX):
+    if (method, path) == ("post", SLACK_INTERACTIONS):
+        # The handler reads the raw body itself (the signature covers its bytes).
+        operation.request_body = SLACK_INTERACTION_BODY
+    own_errors = OWN_ERRORS.get((method, path))
+    if own_errors is not None:
+        for status, description in own_errors.items():
+            responses[status] = _problem(description, retry_after=status == "503")
+    elif path.startswith(API_PREFIX):
         wanted = dict(EVERY_API_CALL)
         if method in WRITE_METHODS:
             wanted.update(EVERY_API_WRITE)

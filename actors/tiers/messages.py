@@ -19,7 +19,7 @@ import dramatiq
 from actors import deliveries
 from actors.broker import broker
 from actors.chat import MAX_ATTEMPTS as CHAT_MAX_ATTEMPTS
-from actors.chat import MESSAGE_BUILDERS, inbox_link, post_webhook
+from actors.chat import channel_message, inbox_link, post_webhook
 from actors.context import load
 from actors.deliveries import Claim, Outcome
 from actors.email import send_email_batch
@@ -61,7 +61,7 @@ async def _send_chat(handoff_id: uuid.UUID, key: ledger.LedgerKey) -> list[Outco
             channel = channels.get(recipient or "")
             if channel is None:
                 continue  # disabled or deleted since the tier fired: nothing to post to
-            body = MESSAGE_BUILDERS[kind](ctx, link)
+            body = channel_message(channel, ctx, link)
 
             async def send(claim: Claim, kind: str = kind, url: str = channel.url, body: Any = body) -> None:
                 await post_webhook(kind, url, body)

@@ -65,11 +65,25 @@ def _is_retired_teams_host(host: str) -> bool:
     return host == RETIRED_TEAMS_HOST or host.endswith("." + RETIRED_TEAMS_HOST)
 
 
+SLACK_ONLY_SECRET = "signing_secret is for Slack channels only (Teams has no signed interactions here)."
+
+
+def _signing_secret(body: ChannelPut) -> str | msgspec.UnsetType | None:
+    """What to store: a Teams channel holds none (a channel PUT as Teams after being
+    Slack loses its secret); a Slack one keeps the stored secret when the PUT omits it."""
+    if body.kind != "slack":
+        if isinstance(body.signing_secret, str):
+            raise Problem(422, SLACK_ONLY_SECRET)
+        return None
+    return body.signing_secret
+
+
 async def put_channel(
     account_id: uuid.UUID, channel_id: uuid.UUID, body: ChannelPut
 ) -> tuple[ChannelOut, bool]:
     from actors.outbound import DestinationRefused, parse_url
 
+    signing_secret = _signing_secret(body)
     try:
         host = parse_url(body.url).host
     except DestinationRefused as refused:
@@ -79,7 +93,12 @@ async def put_channel(
         raise Problem(422, RETIRED_TEAMS_MESSAGE)
     await _destination(body.url, "url")
     written = await integrations.upsert_channel(
-        account_id=account_id, channel_id=channel_id, kind=body.kind, url=body.url, enabled=body.enabled
+        account_id=account_id,
+        channel_id=channel_id,
+        kind=body.kind,
+        url=body.url,
+        enabled=body.enabled,
+        signing_secret=signing_secret,
     )
     if written is None:
         raise not_found("Channel")

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import msgspec
 
-from tables.limits import EMAIL_MAX, NAME_MAX, PSA_ID_MAX, SHORT_TEXT_MAX, URL_MAX
+from tables.limits import EMAIL_MAX, NAME_MAX, PSA_ID_MAX, SHORT_TEXT_MAX, SLACK_USER_ID_MAX, URL_MAX
 
 ENGINEER_NOTES_MAX = 4_000
 RESOLUTION_NOTE_MAX = 4_000
@@ -30,6 +30,8 @@ CREDENTIAL_NAME_MAX = 64
 CREDENTIAL_VALUE_MAX = 4_096
 MEMBER_MAPPING_MAX = 2_000
 ORDER_MAX = 2**31 - 1  # an integer column
+SIGNING_SECRET_MIN = 16
+SIGNING_SECRET_MAX = 256  # Slack's are 32 hex digits; room for a change of format
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
 # Control characters are named as well as \s: Python's \s (what msgspec checks) also
@@ -57,3 +59,11 @@ StatusReason = Annotated[str, msgspec.Meta(max_length=STATUS_REASON_MAX)]
 Order = Annotated[int, msgspec.Meta(ge=0, le=ORDER_MAX)]
 CredentialName = Annotated[str, msgspec.Meta(min_length=1, max_length=CREDENTIAL_NAME_MAX)]
 CredentialValue = Annotated[str, msgspec.Meta(max_length=CREDENTIAL_VALUE_MAX)]
+# A Slack member id: "U" (or "W", Enterprise Grid) and upper-case alphanumerics.
+SlackUserId = Annotated[str, msgspec.Meta(max_length=SLACK_USER_ID_MAX, pattern=r"^[UW][A-Z0-9]{2,30}$")]
+# A Slack app's signing secret: printable ASCII without spaces, so no pasted line break or
+# quote can ride along. msgspec's error names the field and the pattern, never the value.
+SigningSecret = Annotated[
+    str,
+    msgspec.Meta(min_length=SIGNING_SECRET_MIN, max_length=SIGNING_SECRET_MAX, pattern=r"^[\x21-\x7e]+$"),
+]

@@ -1,5 +1,9 @@
 """What the host app writes (``PUT``) and reads back: users, teams, channels, PSA
-connections and sessions. Secrets (webhook URLs, PSA credentials) go in, never out."""
+connections and sessions. Secrets (webhook URLs, PSA credentials, signing secrets) go in,
+never out.
+
+Fields of SPEC's second edition (``slack_user_id``, ``signing_secret``) default to
+``UNSET``: a PUT that omits one keeps the stored value, ``null`` clears it."""
 
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from server.schemas.bounds import (
     ProblemSummary,
     PsaId,
     ShortText,
+    SigningSecret,
+    SlackUserId,
     StatusReason,
     StepText,
     Url,
@@ -47,6 +53,8 @@ class UserPut(_In):
     account_role: Role
     team_id: uuid.UUID | None = None
     is_active: bool = True
+    # Who presses Pick up in Slack (user.id of Slack's interaction payload).
+    slack_user_id: SlackUserId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class UserOut(msgspec.Struct, kw_only=True):
@@ -56,6 +64,7 @@ class UserOut(msgspec.Struct, kw_only=True):
     account_role: Role
     team_id: uuid.UUID | None
     is_active: bool
+    slack_user_id: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -78,14 +87,18 @@ class ChannelPut(_In):
     kind: ChannelKind
     url: Url
     enabled: bool = True
+    # The Slack app's signing secret, which verifies its Pick up presses (Slack only;
+    # write-only). Without one the channel's messages carry no Pick up button.
+    signing_secret: SigningSecret | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class ChannelOut(msgspec.Struct, kw_only=True):
-    """A chat webhook, without its URL: the URL is the credential."""
+    """A chat webhook, without its URL (the URL is the credential) or signing secret."""
 
     id: uuid.UUID
     kind: ChannelKind
     enabled: bool
+    has_signing_secret: bool
     created_at: datetime
     updated_at: datetime
 

@@ -15,12 +15,21 @@ class ChatChannel(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     kind: str
     url: str  # the credential: never logged, never a delivery's recipient
+    # A signing secret is stored, so Baton can verify its Pick up presses (the secret
+    # itself stays in the database).
+    verifies_presses: bool = False
 
 
 async def enabled_chat_channels(*, account_id: uuid.UUID) -> list[ChatChannel]:
+    c = NotificationChannel
     rows = await db.run(
-        NotificationChannel.select(NotificationChannel.id, NotificationChannel.kind, NotificationChannel.url)
-        .where(NotificationChannel.account_id == account_id, NotificationChannel.enabled.eq(True))
-        .order_by(NotificationChannel.kind, NotificationChannel.id)
+        c.select(c.id, c.kind, c.url, c.signing_secret)
+        .where(c.account_id == account_id, c.enabled.eq(True))
+        .order_by(c.kind, c.id)
     )
-    return msgspec.convert(rows, list[ChatChannel])
+    return [
+        ChatChannel(
+            id=row["id"], kind=row["kind"], url=row["url"], verifies_presses=row["signing_secret"] is not None
+        )
+        for row in rows
+    ]

@@ -12,14 +12,19 @@ import enum
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import msgspec
+from piccolo.columns import Column
 
 from tables import db
 from tables.accounts import Team, User
 from tables.enums import Role
 from tables.queries.tenancy import upsert_in_account
+
+# The unique index of (account_id, slack_user_id) (migration 2026-12-04T20:00).
+SLACK_USER_ID_UNIQUE = "users_slack_user_id_per_account"
 
 ELIGIBLE = (User.is_active == True) & User.deleted_at.is_null()  # noqa: E712 (a Piccolo expression)
 
@@ -76,6 +81,7 @@ class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
     account_role: Role
     team_id: uuid.UUID | None
     is_active: bool
+    slack_user_id: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -96,19 +102,25 @@ async def upsert_user(
     account_role: Role,
     team_id: uuid.UUID | None,
     is_active: bool,
+    slack_user_id: str | msgspec.UnsetType | None = msgspec.UNSET,
 ) -> tuple[UserRecord, bool] | None:
-    """(the user, created?); None when ``user_id`` is another account's."""
+    """(the user, created?); None when ``user_id`` is another account's. ``slack_user_id``
+    UNSET keeps the stored one; another user of the account holding it raises
+    ``asyncpg.UniqueViolationError`` on ``SLACK_USER_ID_UNIQUE``."""
+    values: dict[Column, Any] = {
+        User.email: email,
+        User.name: name,
+        User.account_role: account_role,
+        User.team_id: team_id,
+        User.is_active: is_active,
+    }
+    if slack_user_id is not msgspec.UNSET:
+        values[User.slack_user_id] = slack_user_id
     written = await upsert_in_account(
         User,
         row_id=user_id,
         account_id=account_id,
-        values={
-            User.email: email,
-            User.name: name,
-            User.account_role: account_role,
-            User.team_id: team_id,
-            User.is_active: is_active,
-        },
+        values=values,
         returning=[getattr(User, name) for name in UserRecord.__struct_fields__],
     )
     if written is None:
@@ -156,3 +168,31 @@ async def link_recipient(*, user_id: uuid.UUID) -> LinkRecipient | None:
         .first()
     )
     return None if row is None else msgspec.convert(row, LinkRecipient)
+
+
+class SlackPresser(msgspec.Struct, frozen=True, kw_only=True):
+    """The Baton user a Slack member id maps to, eligible or not (the answer says why not)."""
+
+    id: uuid.UUID
+    name: str
+    account_role: Role
+    eligible: bool
+
+
+async def user_of_slack_id(*, account_id: uuid.UUID, slack_user_id: str) -> SlackPresser | None:
+    """The user of ``account_id`` whose ``slack_user_id`` it is (unique per account); None
+    when nobody's. Off the click path (a Slack press, answered in the background): the builder."""
+    rows = await db.run(
+        User.select(User.id, User.name, User.account_role, User.is_active, User.deleted_at).where(
+            (User.account_id == account_id) & (User.slack_user_id == slack_user_id)
+        )
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    return SlackPresser(
+        id=row["id"],
+        name=row["name"],
+        account_role=row["account_role"],
+        eligible=bool(row["is_active"]) and row["deleted_at"] is None,
+    )
