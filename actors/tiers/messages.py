@@ -47,6 +47,13 @@ def mail_kind(tier: int) -> MailKind:
 
 
 async def _send_chat(handoff_id: uuid.UUID, key: ledger.LedgerKey) -> list[Outcome]:
+    unsent = {
+        kind: await ledger.unsent_ids(handoff_id=handoff_id, channel=kind, key=key) for kind in CHAT_KINDS
+    }
+    if not any(unsent.values()):
+        # Most tiers post to no chat: the message's context (the hand-off, its session and
+        # steps) is loaded only for a post to make, not for every tier's e-mails.
+        return []
     ctx = await load(handoff_id)
     if ctx is None:
         return []
@@ -56,7 +63,7 @@ async def _send_chat(handoff_id: uuid.UUID, key: ledger.LedgerKey) -> list[Outco
     link = inbox_link()
     jobs = []
     for kind in CHAT_KINDS:
-        for row_id in await ledger.unsent_ids(handoff_id=handoff_id, channel=kind, key=key):
+        for row_id in unsent[kind]:
             recipient = await ledger.recipient_of(delivery_id=row_id)
             channel = channels.get(recipient or "")
             if channel is None:
