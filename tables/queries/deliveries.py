@@ -396,8 +396,3 @@ class NewLedgerRow(msgspec.Struct, frozen=True, kw_only=True):
     key: LedgerKey
     channel: str
     recipient: str  # a ``bell:`` one is sent at birth (tables/queries/tiers.py: insert_ledger_rows)
-
-
-async def recipient_of(*, delivery_id: uuid.UUID) -> str | None:
-    rows = await db.run(Delivery.select(Delivery.recipient).where(Delivery.id == delivery_id))
-    return rows[0]["recipient"] if rows else None

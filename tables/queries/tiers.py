@@ -21,7 +21,7 @@ from tables.accounts import User
 from tables.delivery import AppNotification, Delivery
 from tables.handoffs import SessionHandoff
 from tables.integrations import NotificationChannel
-from tables.queries.deliveries import SENT_AT_BIRTH_PREFIX, NewLedgerRow
+from tables.queries.deliveries import SENT_AT_BIRTH_PREFIX, LedgerKey, NewLedgerRow
 from tables.queries.insert_parts import parts
 from tables.sessions import AiSession
 
@@ -85,6 +85,16 @@ async def next_due_at() -> datetime | None:
     )
     found = [row[key] for row, key in ((tier, "tier_due_at"), (sla, "claim_due_at")) if row]
     return min(found) if found else None
+
+
+async def is_due(*, handoff_id: uuid.UUID, now: datetime) -> bool:
+    """Whether this open hand-off has a tier due by ``now`` (not locked: a hint, the pass decides)."""
+    rows = await db.run(
+        h.select(h.id).where(
+            h.id == handoff_id, h.state == "open", h.tier_next.is_not_null(), h.tier_due_at <= now
+        )
+    )
+    return bool(rows)
 
 
 class Person(msgspec.Struct, frozen=True, kw_only=True):
@@ -314,3 +324,28 @@ async def insert_ledger_rows(rows: list[NewLedgerRow]) -> None:
                 [row.recipient.startswith(SENT_AT_BIRTH_PREFIX) for row in part],
             )
         )
+
+
+class UnsentChatRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    channel: str
+    recipient: str  # the notification channel's id
+
+
+async def unsent_chat_rows(
+    *, handoff_id: uuid.UUID, key: LedgerKey, kinds: tuple[str, ...]
+) -> list[UnsentChatRow]:
+    """A tier's chat posts still ``pending`` or ``sending``, by kind then channel: one
+    query for every kind, each row with its recipient."""
+    d = Delivery
+    rows = await db.run(
+        d.select(d.id, d.channel, d.recipient)
+        .where(
+            d.handoff_id == handoff_id,
+            key.where(),
+            d.channel.is_in(list(kinds)),
+            d.status.is_in(["pending", "sending"]),
+        )
+        .order_by(d.channel, d.recipient)
+    )
+    return msgspec.convert(rows, list[UnsentChatRow])
