@@ -32,7 +32,6 @@ from inbox.events import Event, HandoffSlaBreached, HandoffTierNotified, Recipie
 from tables import db, tier_schedule
 from tables.delivery import ANNOUNCE_EVENTS
 from tables.policy_shapes import PolicyCopy, Tier
-from tables.queries import deliveries as ledger
 from tables.queries import outbox, tiers
 from tables.queries.deliveries import SENT_AT_BIRTH_PREFIX, NewLedgerRow, tier_key
 from tables.states import PRIORITY_STEP_UP
@@ -54,6 +53,7 @@ class _Batch:
     rows: list[NewLedgerRow] = field(default_factory=list)
     jobs: list[outbox.NewJob] = field(default_factory=list)
     events: dict[uuid.UUID, list[Event]] = field(default_factory=lambda: defaultdict(list))
+    moves: list[tiers.Move] = field(default_factory=list)
     fired_priorities: list[str] = field(default_factory=list)
 
 
@@ -199,18 +199,22 @@ async def _fire_batch(now: datetime) -> int:
             else:
                 following = None  # a copy with fewer tiers than its schedule: nothing more
             last_tier: dict[str, Any] = {"tier": fired.tier, "round": fired.round, "at": db.iso(fired.at)}
-            await tiers.move_on(
-                handoff_id=due.id,
-                fired=(due.release_count, due.tier_next, due.tier_round),
-                last_tier=last_tier,
-                next_tier=None if following is None else following.tier,
-                next_round=fired.round if following is None else following.round,
-                next_due_at=None if following is None else following.at,
-                priority=priority,
-                now=now,
+            batch.moves.append(
+                tiers.Move(
+                    handoff_id=due.id,
+                    release_count=due.release_count,
+                    tier=due.tier_next,
+                    round=due.tier_round,
+                    last_tier=last_tier,
+                    next_tier=None if following is None else following.tier,
+                    next_round=fired.round if following is None else following.round,
+                    next_due_at=None if following is None else following.at,
+                    priority=priority,
+                )
             )
+        await tiers.move_on(moves=batch.moves, now=now)
         await tiers.ring_bells(bells=batch.bells, now=now)
-        await ledger.insert_many(batch.rows)
+        await tiers.insert_ledger_rows(batch.rows)
         await outbox.write_jobs(jobs=batch.jobs + _announcements(batch.events))
     for priority in batch.fired_priorities:
         TIERS_FIRED.labels(priority).inc()

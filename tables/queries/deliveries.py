@@ -409,42 +409,7 @@ class NewLedgerRow(msgspec.Struct, frozen=True, kw_only=True):
     handoff_id: uuid.UUID
     key: LedgerKey
     channel: str
-    recipient: str  # a ``bell:`` one is sent at birth (see insert_rows)
-
-
-async def insert_many(rows: list[NewLedgerRow]) -> None:
-    """Rows of many hand-offs and keys at once (the tier engine's batch), the missing
-    ones only. On the current transaction when there is one."""
-
-    def row(new: NewLedgerRow) -> Delivery:
-        sent = new.recipient.startswith(SENT_AT_BIRTH_PREFIX)
-        return Delivery(
-            account_id=new.account_id,
-            handoff_id=new.handoff_id,
-            channel=new.channel,
-            recipient=new.recipient,
-            purpose=new.key.purpose,
-            release_count=new.key.release_count,
-            tier=new.key.tier,
-            round=new.key.round,
-            status="sent" if sent else "pending",
-            attempts=1 if sent else 0,
-            sent_at=now() if sent else None,
-            created_at=now(),
-            updated_at=now(),
-        )
-
-    for part in parts(rows):
-        await db.run(
-            Delivery.insert(*(row(new) for new in part)).on_conflict(
-                target=LEDGER_KEY_COLUMNS, action="DO NOTHING"
-            )
-        )
-
-
-async def recipient_of(*, delivery_id: uuid.UUID) -> str | None:
-    rows = await db.run(Delivery.select(Delivery.recipient).where(Delivery.id == delivery_id))
-    return rows[0]["recipient"] if rows else None
+    recipient: str  # a ``bell:`` one is sent at birth (tables/queries/tiers.py: insert_ledger_rows)
 
 
 async def recipients_of(*, delivery_ids: list[uuid.UUID]) -> list[str]:

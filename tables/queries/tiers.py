@@ -1,5 +1,5 @@
 """The tier engine's statements (actors/tiers/): the due hand-offs, locked; the people
-and channels a tier may reach; the schedule moved on; the SLA breaches.
+and channels a tier may reach; the schedule moved on; the ledger rows; the SLA breaches.
 
 Off the click path, so the builder throughout. Every instant is the engine's clock
 (``actors/tiers/clock.py``), passed in, never ``now()``: a test drives it, and the
@@ -18,9 +18,10 @@ from piccolo.query.functions import Lower
 
 from tables import db
 from tables.accounts import User
-from tables.delivery import AppNotification
+from tables.delivery import AppNotification, Delivery
 from tables.handoffs import SessionHandoff
 from tables.integrations import NotificationChannel
+from tables.queries.deliveries import SENT_AT_BIRTH_PREFIX, LedgerKey, NewLedgerRow
 from tables.queries.insert_parts import parts
 from tables.sessions import AiSession
 
@@ -86,6 +87,16 @@ async def next_due_at() -> datetime | None:
     return min(found) if found else None
 
 
+async def is_due(*, handoff_id: uuid.UUID, now: datetime) -> bool:
+    """Whether this open hand-off has a tier due by ``now`` (not locked: a hint, the pass decides)."""
+    rows = await db.run(
+        h.select(h.id).where(
+            h.id == handoff_id, h.state == "open", h.tier_next.is_not_null(), h.tier_due_at <= now
+        )
+    )
+    return bool(rows)
+
+
 class Person(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     account_id: uuid.UUID
@@ -146,38 +157,60 @@ async def session_titles(*, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, Ses
     return {row.id: row for row in msgspec.convert(rows, list[SessionTitle])}
 
 
-async def move_on(
-    *,
-    handoff_id: uuid.UUID,
-    fired: tuple[int, int, int],
-    last_tier: dict[str, Any],
-    next_tier: int | None,
-    next_round: int,
-    next_due_at: datetime | None,
-    priority: str,
-    now: datetime,
-) -> bool:
-    """The fired tier recorded and the next one scheduled, if the row is still at the
-    tier ``fired`` (release count, tier, round) names; False otherwise."""
-    release_count, tier, round_ = fired
-    rows = await db.run(
-        h.update(
-            {
-                h.last_tier: db.dump_json(last_tier),
-                h.tier_next: next_tier,
-                h.tier_round: next_round,
-                h.tier_due_at: next_due_at,
-                h.priority: priority,
-                h.updated_at: now,
-            },
-            use_auto_update=False,
+class Move(msgspec.Struct, frozen=True, kw_only=True):
+    """One fired tier: the row as the engine locked it (release count, tier, round) and
+    what follows it."""
+
+    handoff_id: uuid.UUID
+    release_count: int
+    tier: int
+    round: int
+    last_tier: dict[str, Any]
+    next_tier: int | None
+    next_round: int
+    next_due_at: datetime | None
+    priority: str
+
+
+# One statement for the whole batch, not one per hand-off: the batch's transaction holds
+# its rows locked, and on the worker's shared event loop every statement waits its turn
+# behind the actors' coroutines (bench/tiers.py: 200 UPDATEs made a batch's commit
+# seconds late under load). Raw, for the UPDATE ... FROM unnest Piccolo cannot say.
+MOVE_ON = """
+UPDATE session_handoffs AS h
+SET last_tier = m.last_tier::jsonb, tier_next = m.next_tier, tier_round = m.next_round,
+    tier_due_at = m.next_due_at, priority = m.priority, updated_at = {}
+FROM unnest({}::uuid[], {}::int[], {}::int[], {}::int[], {}::text[], {}::int[], {}::int[],
+            {}::timestamptz[], {}::text[])
+     AS m(id, release_count, tier, round, last_tier, next_tier, next_round, next_due_at, priority)
+WHERE h.id = m.id AND h.release_count = m.release_count AND h.tier_next = m.tier AND h.tier_round = m.round
+RETURNING h.id
+"""
+
+
+async def move_on(*, moves: list[Move], now: datetime) -> int:
+    """Each fired tier recorded and the next one scheduled, where the row is still at the
+    tier its move names (release count, tier, round); how many were. On the current
+    transaction."""
+    moved = 0
+    for part in parts(moves):
+        rows = await db.run(
+            h.raw(
+                MOVE_ON,
+                now,
+                [move.handoff_id for move in part],
+                [move.release_count for move in part],
+                [move.tier for move in part],
+                [move.round for move in part],
+                [db.dump_json(move.last_tier) for move in part],
+                [move.next_tier for move in part],
+                [move.next_round for move in part],
+                [move.next_due_at for move in part],
+                [move.priority for move in part],
+            )
         )
-        .where(
-            h.id == handoff_id, h.release_count == release_count, h.tier_next == tier, h.tier_round == round_
-        )
-        .returning(h.id)
-    )
-    return bool(rows)
+        moved += len(rows)
+    return moved
 
 
 class Breach(msgspec.Struct, frozen=True, kw_only=True):
@@ -254,3 +287,65 @@ async def ring_bells(*, bells: list[NewBell], now: datetime) -> None:
                 [bell.session_id for bell in part],
             )
         )
+
+
+# The ledger rows of a batch of tiers in a few statements (a part of ROWS_PER_INSERT rows
+# each), the ones missing only. Raw over unnest: Piccolo's insert builds an object and
+# a parameter per column of every row, which was two thirds of the engine's CPU for a
+# batch ringing 15 seniors (bench/tiers.py); this sends one array per column. A ``bell:``
+# row is the record of the bell rung in the same transaction: sent at birth.
+INSERT_LEDGER_ROWS = """
+INSERT INTO deliveries (id, account_id, handoff_id, channel, recipient, purpose, release_count, tier, round,
+                        status, attempts, sent_at, created_at, updated_at)
+SELECT gen_random_uuid(), r.account_id, r.handoff_id, r.channel, r.recipient, r.purpose, r.release_count,
+       r.tier, r.round, CASE WHEN r.sent THEN 'sent' ELSE 'pending' END, CASE WHEN r.sent THEN 1 ELSE 0 END,
+       CASE WHEN r.sent THEN now() END, now(), now()
+FROM unnest({}::uuid[], {}::uuid[], {}::text[], {}::text[], {}::text[], {}::int[], {}::int[], {}::int[],
+            {}::bool[])
+     AS r(account_id, handoff_id, channel, recipient, purpose, release_count, tier, round, sent)
+ON CONFLICT (handoff_id, purpose, release_count, tier, round, channel, recipient) DO NOTHING
+"""
+
+
+async def insert_ledger_rows(rows: list[NewLedgerRow]) -> None:
+    """Rows of many hand-offs and keys at once. On the current transaction."""
+    for part in parts(rows):
+        await db.run(
+            Delivery.raw(
+                INSERT_LEDGER_ROWS,
+                [row.account_id for row in part],
+                [row.handoff_id for row in part],
+                [row.channel for row in part],
+                [row.recipient for row in part],
+                [row.key.purpose for row in part],
+                [row.key.release_count for row in part],
+                [row.key.tier for row in part],
+                [row.key.round for row in part],
+                [row.recipient.startswith(SENT_AT_BIRTH_PREFIX) for row in part],
+            )
+        )
+
+
+class UnsentChatRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    channel: str
+    recipient: str  # the notification channel's id
+
+
+async def unsent_chat_rows(
+    *, handoff_id: uuid.UUID, key: LedgerKey, kinds: tuple[str, ...]
+) -> list[UnsentChatRow]:
+    """A tier's chat posts still ``pending`` or ``sending``, by kind then channel: one
+    query for every kind, each row with its recipient."""
+    d = Delivery
+    rows = await db.run(
+        d.select(d.id, d.channel, d.recipient)
+        .where(
+            d.handoff_id == handoff_id,
+            key.where(),
+            d.channel.is_in(list(kinds)),
+            d.status.is_in(["pending", "sending"]),
+        )
+        .order_by(d.channel, d.recipient)
+    )
+    return msgspec.convert(rows, list[UnsentChatRow])
