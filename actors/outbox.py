@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,6 +40,7 @@ from actors.announce import publish_announcement
 from actors.broker import PiccoloPool, broker
 from actors.delivery_sweep import sweep_interval_s, sweep_lost_work
 from actors.job_delays import JOB_DELAYS_S
+from actors.loop_middleware import BackgroundLoop
 from settings import Settings, get_settings
 from tables import db
 from tables.delivery import OUTBOX_NOTIFY_CHANNEL
@@ -280,40 +280,8 @@ class OutboxJobDone(Middleware):
             log.exception("outbox: could not mark job %s done", outbox_id)
 
 
-class OutboxRelay(Middleware):
-    """Runs ``relay_forever`` on each worker process's asyncio loop, beside the actors."""
-
-    def __init__(self) -> None:
-        self._stop: asyncio.Event | None = None
-        self._task: Any = None
-
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        loop_thread = get_event_loop_thread()
-        if loop_thread is None:
-            raise RuntimeError("the outbox relay needs the AsyncIO middleware")
-
-        async def start() -> None:
-            self._stop = asyncio.Event()
-            self._task = asyncio.ensure_future(relay_forever(self._stop))
-
-        loop_thread.run_coroutine(start())
-        log.info("worker pid %s: outbox relay started", os.getpid())
-
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        loop_thread = get_event_loop_thread()
-        if loop_thread is None or self._stop is None:
-            return
-        stop, task = self._stop, self._task
-
-        async def halt() -> None:
-            stop.set()
-            await task
-
-        loop_thread.run_coroutine(halt())
-
-
 # Before PiccoloPool in the list: Dramatiq runs after_worker_boot hooks last-first (the
 # pool opens, then the relay starts) and before_worker_shutdown first-first (the relay
 # stops, then the pool closes).
-broker.add_middleware(OutboxRelay(), before=PiccoloPool)
+broker.add_middleware(BackgroundLoop("outbox relay", relay_forever), before=PiccoloPool)
 broker.add_middleware(OutboxJobDone())

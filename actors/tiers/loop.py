@@ -13,14 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
-import dramatiq
-from dramatiq.asyncio import get_event_loop_thread
-from dramatiq.middleware import Middleware
-
 from actors.broker import PiccoloPool, broker
+from actors.loop_middleware import BackgroundLoop
 from actors.tiers.clock import clock
 from actors.tiers.engine import fire_due
 from tables import db
@@ -64,37 +60,5 @@ async def _run(stop: asyncio.Event, stopping: asyncio.Future[Any]) -> None:
         await asyncio.wait({stopping}, timeout=wait_s)
 
 
-class TierEngine(Middleware):
-    """Runs ``tiers_forever`` on each worker process's asyncio loop."""
-
-    def __init__(self) -> None:
-        self._stop: asyncio.Event | None = None
-        self._task: Any = None
-
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        loop_thread = get_event_loop_thread()
-        if loop_thread is None:
-            raise RuntimeError("the tier engine needs the AsyncIO middleware")
-
-        async def start() -> None:
-            self._stop = asyncio.Event()
-            self._task = asyncio.ensure_future(tiers_forever(self._stop))
-
-        loop_thread.run_coroutine(start())
-        log.info("worker pid %s: tier engine started", os.getpid())
-
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        loop_thread = get_event_loop_thread()
-        if loop_thread is None or self._stop is None:
-            return
-        stop, task = self._stop, self._task
-
-        async def halt() -> None:
-            stop.set()
-            await task
-
-        loop_thread.run_coroutine(halt())
-
-
 # Before PiccoloPool, as the outbox relay: it starts after the pool opens, stops before it closes.
-broker.add_middleware(TierEngine(), before=PiccoloPool)
+broker.add_middleware(BackgroundLoop("tier engine", tiers_forever), before=PiccoloPool)
