@@ -14,7 +14,7 @@ from typing import Literal
 
 import msgspec
 
-from server.handoffs.sla import sla_of
+from server.handoffs.sla import sla_of_row
 from server.problems import Problem
 from server.schemas.handoffs import QueueItem, QueuePage
 from tables.enums import Intent
@@ -72,15 +72,7 @@ def _item(row: queue.QueueRow) -> QueueItem:
         priority=row.priority,
         engineer_notes=row.engineer_notes,
         created_at=row.created_at,
-        sla=sla_of(
-            intent=row.intent,
-            created_at=row.created_at,
-            policy_id=row.policy_id,
-            claim_due_at=row.claim_due_at,
-            breached_at=row.breached_at,
-            last_tier=row.last_tier,
-            reminded_at=row.reminded_at,
-        ),
+        sla=sla_of_row(row),
     )
 
 

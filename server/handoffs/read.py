@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from server.handoffs.sla import sla_of
+from server.handoffs.sla import sla_of_row
 from server.problems import Problem
 from server.schemas.handoffs import Assessment, HandoffOut, Person, PsaNote, Resolution
 from tables.queries import handoffs
@@ -52,15 +52,7 @@ def handoff_out(row: HandoffRow) -> HandoffOut:
         created_at=row.created_at,
         assessment=_assessment(row),
         psa=PsaNote(pushed=row.psa_note_pushed, note_id=row.psa_note_id),
-        sla=sla_of(
-            intent=row.intent,
-            created_at=row.created_at,
-            policy_id=row.policy_id,
-            claim_due_at=row.claim_due_at,
-            breached_at=row.breached_at,
-            last_tier=row.last_tier,
-            reminded_at=row.reminded_at,
-        ),
+        sla=sla_of_row(row),
         resolution=_resolution(row),
     )
 

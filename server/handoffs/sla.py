@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -40,3 +40,34 @@ def sla_of(
     else:
         last = LastTier(tier=AT_CREATE_TIER, round=FIRST_ROUND, at=created_at)
     return Sla(policy_id=policy_id, claim_due_at=claim_due_at, breached_at=breached_at, last_tier=last)
+
+
+class SlaColumns(Protocol):
+    """The columns an answer's ``sla`` is read from (a hand-off row, a queue row)."""
+
+    @property
+    def intent(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def policy_id(self) -> uuid.UUID | None: ...
+    @property
+    def claim_due_at(self) -> datetime | None: ...
+    @property
+    def breached_at(self) -> datetime | None: ...
+    @property
+    def last_tier(self) -> dict[str, Any] | None: ...
+    @property
+    def reminded_at(self) -> datetime | None: ...
+
+
+def sla_of_row(row: SlaColumns) -> Sla | None:
+    return sla_of(
+        intent=row.intent,
+        created_at=row.created_at,
+        policy_id=row.policy_id,
+        claim_due_at=row.claim_due_at,
+        breached_at=row.breached_at,
+        last_tier=row.last_tier,
+        reminded_at=row.reminded_at,
+    )
